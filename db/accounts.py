@@ -1,0 +1,141 @@
+"""Customers, argon2 password hashes, bearer tokens and guest sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import keys
+from db.errors import EmailTaken, InvalidCredentials, RateLimited
+
+_hasher = PasswordHasher()
+# Verifying against this keeps a sign-in for an unknown email as slow as one for a known email.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    id: int
+    email: str
+    is_staff: bool
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who a bearer token belongs to, as cached with the token."""
+
+    customer_id: int
+    is_staff: bool
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+class Accounts:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: Any,
+        token_ttl_seconds: int,
+        session_ttl_seconds: int,
+        login_attempts_per_window: int = 10,
+        login_window_seconds: int = 300,
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis
+        self._token_ttl = token_ttl_seconds
+        self.session_ttl_seconds = session_ttl_seconds
+        self._attempts = login_attempts_per_window
+        self._window = login_window_seconds
+
+    async def create_customer(self, email: str, password: str, is_staff: bool = False) -> CustomerRecord:
+        # argon2 is deliberately slow (tens of ms of CPU): keep it off the event loop.
+        password_hash = await asyncio.to_thread(hash_password, password)
+        try:
+            async with self._sessions() as session, session.begin():
+                row = (
+                    await session.execute(
+                        text(
+                            "INSERT INTO customers (email, password_hash, is_staff) "
+                            "VALUES (:email, :hash, :staff) RETURNING id, email, is_staff"
+                        ),
+                        {"email": email, "hash": password_hash, "staff": is_staff},
+                    )
+                ).one()
+        except IntegrityError as exc:
+            if "customers_email_key" in str(exc.orig):
+                raise EmailTaken() from None
+            raise
+        return CustomerRecord(row.id, row.email, row.is_staff)
+
+    async def get_customer(self, customer_id: int) -> CustomerRecord | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    text("SELECT id, email, is_staff FROM customers WHERE id = :id"), {"id": customer_id}
+                )
+            ).one_or_none()
+        return None if row is None else CustomerRecord(row.id, row.email, row.is_staff)
+
+    async def authenticate(self, email: str, password: str) -> CustomerRecord:
+        attempts_key = keys.login_attempts(email)
+        attempts = await self._redis.get(attempts_key)
+        if attempts is not None and int(attempts) >= self._attempts:
+            raise RateLimited(f"too many failed sign-ins for this email; try again in {self._window} s")
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    text("SELECT id, email, is_staff, password_hash FROM customers WHERE lower(email) = :email"),
+                    {"email": email.lower()},
+                )
+            ).one_or_none()
+        stored = row.password_hash if row is not None else _DUMMY_HASH
+        ok: bool
+        try:
+            ok = await asyncio.to_thread(_hasher.verify, stored, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or row is None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                # SET NX EX starts the window on the first failure (EXPIRE NX needs Redis 7).
+                pipe.set(attempts_key, 0, ex=self._window, nx=True)
+                pipe.incr(attempts_key)
+                await pipe.execute()
+            raise InvalidCredentials()
+        await self._redis.delete(attempts_key)
+        return CustomerRecord(row.id, row.email, row.is_staff)
+
+    async def issue_token(self, customer: CustomerRecord) -> str:
+        token = secrets.token_urlsafe(32)
+        await self._redis.set(
+            keys.token(token), f"{customer.id}:{1 if customer.is_staff else 0}", ex=self._token_ttl
+        )
+        return token
+
+    async def resolve_token(self, token: str) -> Viewer | None:
+        raw = await self._redis.get(keys.token(token))
+        if raw is None:
+            return None
+        customer_id, staff = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
+        return Viewer(int(customer_id), staff == "1")
+
+    async def revoke_token(self, token: str) -> bool:
+        return bool(await self._redis.delete(keys.token(token)))
+
+    async def start_session(self) -> str:
+        sid = secrets.token_urlsafe(24)  # 192 random bits
+        await self._redis.set(keys.session(sid), "1", ex=self.session_ttl_seconds)
+        return sid
+
+    async def session_exists(self, sid: str) -> bool:
+        # Sliding expiry: a session in use stays alive; an id the server never issued stays unknown.
+        return bool(await self._redis.expire(keys.session(sid), self.session_ttl_seconds))

@@ -1,0 +1,59 @@
+"""Redis key names, each with what it holds and how long it lives.
+
+State Redis (never evicts, AOF on):
+    stock:{pid}            int: units of product pid that can be reserved now. No TTL; rebuilt
+                           from PostgreSQL when missing (db.stock).
+    stock:held:{pid}       int: units of pid held by orders not yet persisted. No TTL.
+    stock:lock:{pid}       rebuild guard, a few seconds.
+    session:{sid}          "1": a server-issued guest session. TTL SESSION_TTL_SECONDS, refreshed on use.
+    token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
+    ratelimit:login:{email}  failed sign-ins in the current window. TTL the window.
+
+Cache Redis (may evict):
+    product:{pid}          JSON of the product's catalogue fields. TTL PRODUCT_CACHE_TTL_SECONDS +-10%.
+
+Pub/sub channels (state Redis):
+    events:stock:{pid}     JSON {"productId", "available", "at"} after every change of stock:{pid}.
+    events:order:{oid}     JSON {"orderId", "status", "cancelReason", "at"} after every status change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def stock(product_id: int | str) -> str:
+    return f"stock:{product_id}"
+
+
+def stock_held(product_id: int | str) -> str:
+    return f"stock:held:{product_id}"
+
+
+def stock_lock(product_id: int | str) -> str:
+    return f"stock:lock:{product_id}"
+
+
+def session(sid: str) -> str:
+    return f"session:{sid}"
+
+
+def token(raw_token: str) -> str:
+    # Only a digest is stored, so a read of Redis does not hand out usable bearer tokens.
+    return "token:" + hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def login_attempts(email: str) -> str:
+    return f"ratelimit:login:{email.lower()}"
+
+
+def product(product_id: int | str) -> str:
+    return f"product:{product_id}"
+
+
+def stock_channel(product_id: int | str) -> str:
+    return f"events:stock:{product_id}"
+
+
+def order_channel(order_id: str) -> str:
+    return f"events:order:{order_id}"

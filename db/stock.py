@@ -1,0 +1,84 @@
+"""Stock counters in Redis: the live `available` figure of every product.
+
+PostgreSQL's `products.stock` is on-hand minus what persisted PENDING and PAID orders hold;
+the Redis counter additionally subtracts what orders not yet persisted hold (`stock:held`).
+
+A missing counter (Redis restart, flush) is rebuilt lazily. The rebuild reads the product row
+FOR SHARE, which waits for any transaction that is changing the row (persistence, release,
+restock) to commit, and blocks new ones until the counter is written. Persistence commits
+before it drops an order's hold, so a rebuild can at worst subtract an order twice (under-count,
+repaired by the reconciler), never count a unit that is gone. Releases and restocks change the
+counter inside their transaction, while holding the row lock, for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import keys
+from db.errors import InvalidInput
+
+
+class StockCounters:
+    def __init__(self, redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._sessions = sessions
+
+    async def available(self, product_ids: Sequence[int]) -> list[int | None]:
+        """Live counters for the given products, one MGET; None for a product that does not exist."""
+        if not product_ids:
+            return []
+        raw = await self._redis.mget([keys.stock(pid) for pid in product_ids])
+        missing = [pid for pid, value in zip(product_ids, raw, strict=True) if value is None]
+        rebuilt = await self.rebuild(missing) if missing else {}
+        return [
+            int(value) if value is not None else rebuilt.get(pid)
+            for pid, value in zip(product_ids, raw, strict=True)
+        ]
+
+    async def rebuild(self, product_ids: Sequence[int]) -> dict[int, int]:
+        result: dict[int, int] = {}
+        async with self._sessions() as session, session.begin():
+            rows = await session.execute(
+                text("SELECT id, stock FROM products WHERE id = ANY(:ids) ORDER BY id FOR SHARE"),
+                {"ids": list(product_ids)},
+            )
+            for product_id, stock in rows:
+                result[product_id] = int(
+                    await self._scripts.stock_rebuild(
+                        keys=[keys.stock(product_id), keys.stock_held(product_id)], args=[stock]
+                    )
+                )
+        return result
+
+    async def set_initial(self, product_id: int, stock: int) -> None:
+        await self._redis.set(keys.stock(product_id), stock)
+
+    async def adjust_in_transaction(self, session: AsyncSession, product_id: int, delta: int) -> int | None:
+        """Apply `delta` to the counter while the caller's transaction holds the product row lock.
+
+        Returns the new counter, or None when it is missing (a later rebuild reads the committed
+        row). Raises InvalidInput when units that are held would be written off.
+        """
+        del session  # the caller's open transaction is what makes this safe; see the module doc
+        try:
+            value = await self._scripts.stock_adjust(
+                keys=[keys.stock(product_id), keys.stock_channel(product_id)], args=[delta, product_id]
+            )
+        except ResponseError as exc:
+            if "NEGATIVE" not in str(exc):
+                raise
+            left = int(str(exc).rsplit(" ", 1)[-1])
+            raise InvalidInput(
+                f"only {left} units are not held by orders; cannot write off {-delta}",
+                field="delta",
+                product_id=product_id,
+                available=left,
+            ) from None
+        return None if int(value) < 0 else int(value)

@@ -1,0 +1,102 @@
+"""What every resolver can reach: the process-wide stores and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from strawberry.dataloader import DataLoader
+
+from db.accounts import Accounts, Viewer
+from db.catalog import Catalog, ProductRecord
+from db.errors import Forbidden, NotAuthenticated
+from db.stock import StockCounters
+
+
+@dataclass
+class AppState:
+    """Created once per process in the server's lifespan and closed there."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Any
+    cache: Any
+    scripts: Any
+    stock: StockCounters
+    catalog: Catalog
+    accounts: Accounts
+    dev_mode: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    value = headers.get(name) if headers is not None else None
+    return value or None
+
+
+class RequestContext:
+    """One per GraphQL operation (or per WebSocket connection for subscriptions)."""
+
+    def __init__(
+        self,
+        state: AppState,
+        *,
+        headers: Any = None,
+        cookies: dict[str, str] | None = None,
+        response: Any = None,
+        connection_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.state = state
+        self.response = response
+        self._headers = headers
+        self._cookies = cookies or {}
+        self._connection_params = connection_params or {}
+        self._viewer_loaded = False
+        self._viewer: Viewer | None = None
+        self._sid_checked = False
+        self._sid: str | None = None
+        self.products = DataLoader[int, ProductRecord | None](load_fn=state.catalog.get_many)
+        self.available = DataLoader[int, int | None](load_fn=state.stock.available)
+
+    @property
+    def bearer_token(self) -> str | None:
+        raw = _header(self._headers, "authorization") or self._connection_params.get("Authorization")
+        if not raw or not isinstance(raw, str):
+            return None
+        scheme, _, token = raw.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    @property
+    def claimed_session_id(self) -> str | None:
+        sid = _header(self._headers, "x-session-id") or self._cookies.get("sid")
+        if not sid:
+            sid = self._connection_params.get("X-Session-Id")
+        return sid if isinstance(sid, str) and 0 < len(sid) <= 128 else None
+
+    async def viewer(self) -> Viewer | None:
+        if not self._viewer_loaded:
+            token = self.bearer_token
+            self._viewer = await self.state.accounts.resolve_token(token) if token else None
+            self._viewer_loaded = True
+        return self._viewer
+
+    async def session_id(self) -> str | None:
+        """The guest session id, only if the server issued it and it is still alive."""
+        if not self._sid_checked:
+            sid = self.claimed_session_id
+            self._sid = sid if sid and await self.state.accounts.session_exists(sid) else None
+            self._sid_checked = True
+        return self._sid
+
+    async def require_customer(self) -> Viewer:
+        viewer = await self.viewer()
+        if viewer is None:
+            raise NotAuthenticated("sign in first" if not self.bearer_token else "token expired or revoked")
+        return viewer
+
+    async def require_staff(self) -> Viewer:
+        viewer = await self.require_customer()
+        if not viewer.is_staff:
+            raise Forbidden("staff only")
+        return viewer

@@ -1,0 +1,91 @@
+"""The Mutation root: each field runs a resolver and turns domain errors into `errors`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import auth, products
+from resolvers.context import RequestContext
+from schema.errors import payload_or_errors
+from schema.inputs import ProductInput, ProductUpdateInput
+from schema.payloads import AuthPayload, ProductPayload
+from schema.types import Customer, GuestSession, Product
+
+Ctx = Info[RequestContext, None]
+
+_UPDATE_COLUMNS = {
+    "name": "name",
+    "description": "description",
+    "price_cents": "price_cents",
+    "max_per_customer": "max_per_customer",
+    "image_url": "image_url",
+}
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def start_session(self, info: Ctx) -> GuestSession:
+        return GuestSession(session_id=await auth.start_session(info.context))
+
+    @strawberry.mutation
+    async def register(self, info: Ctx, email: str, password: str) -> AuthPayload:
+        async def body() -> AuthPayload:
+            signed_in = await auth.register(info.context, email, password)
+            return AuthPayload(token=signed_in.token, customer=Customer.from_record(signed_in.customer))
+
+        return await payload_or_errors(AuthPayload, body)
+
+    @strawberry.mutation
+    async def login(self, info: Ctx, email: str, password: str) -> AuthPayload:
+        async def body() -> AuthPayload:
+            signed_in = await auth.login(info.context, email, password)
+            return AuthPayload(token=signed_in.token, customer=Customer.from_record(signed_in.customer))
+
+        return await payload_or_errors(AuthPayload, body)
+
+    @strawberry.mutation(description="revokes the bearer token of this request")
+    async def logout(self, info: Ctx) -> bool:
+        return await auth.logout(info.context)
+
+    @strawberry.mutation(description="staff only")
+    async def product_create(self, info: Ctx, input: ProductInput) -> ProductPayload:
+        async def body() -> ProductPayload:
+            record = await products.create(
+                info.context,
+                sku=input.sku,
+                name=input.name,
+                description=input.description or "",
+                price_cents=input.price_cents,
+                currency=input.currency or "USD",
+                stock=input.stock,
+                max_per_customer=input.max_per_customer,
+                image_url=input.image_url,
+            )
+            return ProductPayload(product=Product.from_record(record))
+
+        return await payload_or_errors(ProductPayload, body)
+
+    @strawberry.mutation(description="staff only")
+    async def product_update(self, info: Ctx, id: strawberry.ID, input: ProductUpdateInput) -> ProductPayload:
+        async def body() -> ProductPayload:
+            changes: dict[str, Any] = {
+                column: getattr(input, attr)
+                for attr, column in _UPDATE_COLUMNS.items()
+                if getattr(input, attr) is not strawberry.UNSET
+            }
+            record = await products.update(info.context, id, changes)
+            return ProductPayload(product=Product.from_record(record))
+
+        return await payload_or_errors(ProductPayload, body)
+
+    @strawberry.mutation(description="staff only: restock (+) or write off (-)")
+    async def stock_adjust(self, info: Ctx, product_id: strawberry.ID, delta: int) -> ProductPayload:
+        async def body() -> ProductPayload:
+            record = await products.adjust_stock(info.context, product_id, delta)
+            return ProductPayload(product=Product.from_record(record))
+
+        return await payload_or_errors(ProductPayload, body)

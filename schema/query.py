@@ -1,0 +1,36 @@
+"""The Query root."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import auth, products
+from resolvers.context import RequestContext
+from schema.types import Customer, PageInfo, Product, ProductConnection, ProductEdge
+
+Ctx = Info[RequestContext, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def product(self, info: Ctx, id: strawberry.ID) -> Product | None:
+        record = await products.product(info.context, id)
+        return Product.from_record(record) if record else None
+
+    @strawberry.field
+    async def products(
+        self, info: Ctx, first: int | None = 20, after: str | None = None, search: str | None = None
+    ) -> ProductConnection:
+        page = await products.products(info.context, 20 if first is None else first, after, search)
+        edges = [ProductEdge(cursor=products.product_cursor(r), node=Product.from_record(r)) for r in page.items]
+        return ProductConnection(
+            edges=edges,
+            page_info=PageInfo(end_cursor=edges[-1].cursor if edges else None, has_next_page=page.has_next_page),
+        )
+
+    @strawberry.field(description="null for guests")
+    async def me(self, info: Ctx) -> Customer | None:
+        record = await auth.me(info.context)
+        return Customer.from_record(record) if record else None

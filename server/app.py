@@ -1,0 +1,98 @@
+"""The Starlette application: GraphQL (HTTP and WebSocket), health, and the demo storefront."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from resolvers.context import AppState, RequestContext
+from schema import Limits, build_schema
+from server.settings import PROJECT_ROOT, Settings
+from server.state import close_state, open_state
+
+log = logging.getLogger("rushcart.app")
+FRONTEND = PROJECT_ROOT / "frontend-demo"
+
+
+class RushcartGraphQL(GraphQL[RequestContext, None]):
+    async def get_context(self, request: Request | WebSocket, response: Response | None) -> RequestContext:  # type: ignore[override]
+        state: AppState = request.app.state.rushcart
+        return RequestContext(
+            state,
+            headers=request.headers,
+            cookies=request.cookies,
+            response=response,
+        )
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state: AppState = request.app.state.rushcart
+    problems: dict[str, str] = {}
+    try:
+        async with state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        problems["postgresql"] = type(exc).__name__
+    try:
+        await state.redis.ping()
+    except Exception as exc:
+        problems["redis"] = type(exc).__name__
+    if problems:
+        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    if not settings.database_url or not settings.redis_url:
+        raise SystemExit("DATABASE_URL and REDIS_URL must be set (or use `rushcart dev`)")
+    schema = build_schema(
+        Limits(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            introspection=settings.introspection,
+        )
+    )
+    graphql = RushcartGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = open_state(settings)
+        app.state.rushcart = state
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await close_state(state)
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    if Path(FRONTEND, "index.html").exists():
+        routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True), name="demo"))
+    return Starlette(routes=routes, lifespan=lifespan)

