@@ -7,6 +7,6 @@ COPY jobs jobs
 COPY db db
 COPY server server
 COPY frontend-demo frontend-demo
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir -e .
 EXPOSE 8000
 CMD ["rushcart", "serve", "--host", "0.0.0.0"]
