@@ -138,4 +138,18 @@ class Accounts:
 
     async def session_exists(self, sid: str) -> bool:
         # Sliding expiry: a session in use stays alive; an id the server never issued stays unknown.
-        return bool(await self._redis.expire(keys.session(sid), self.session_ttl_seconds))
+        if await self._redis.expire(keys.session(sid), self.session_ttl_seconds):
+            return True
+        # Redis lost the session (restart, flush): a guest cart written behind under this id
+        # proves the server issued it, so the shopper gets their session and cart back.
+        async with self._sessions() as session:
+            known = (
+                await session.execute(
+                    text("SELECT 1 FROM carts WHERE owner = :owner AND expires_at > now()"),
+                    {"owner": f"guest:{sid}"},
+                )
+            ).scalar_one_or_none()
+        if known is None:
+            return False
+        await self._redis.set(keys.session(sid), "1", ex=self.session_ttl_seconds)
+        return True

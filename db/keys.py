@@ -8,6 +8,12 @@ State Redis (never evicts, AOF on):
     session:{sid}          "1": a server-issued guest session. TTL SESSION_TTL_SECONDS, refreshed on use.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
     ratelimit:login:{email}  failed sign-ins in the current window. TTL the window.
+    cart:{owner}           hash of a cart; owner is "guest:<sid>" or "customer:<id>". Fields:
+                           "<product id>" -> quantity, "_v" version (bumped per change), "_u"
+                           last change (ms). TTL GUEST_CART_TTL_DAYS / CUSTOMER_CART_TTL_DAYS,
+                           refreshed on every write.
+    carts:dirty            zset: owners changed since their last write to PostgreSQL, scored by
+                           when they first became dirty (ms). No TTL; the flush job drains it.
 
 Cache Redis (may evict):
     product:{pid}          JSON of the product's catalogue fields. TTL PRODUCT_CACHE_TTL_SECONDS +-10%.
@@ -45,6 +51,13 @@ def token(raw_token: str) -> str:
 
 def login_attempts(email: str) -> str:
     return f"ratelimit:login:{email.lower()}"
+
+
+def cart(owner: str) -> str:
+    return f"cart:{owner}"
+
+
+CARTS_DIRTY = "carts:dirty"
 
 
 def product(product_id: int | str) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobs import carts, queues
+
 
 @dataclass(frozen=True)
 class Periodic:
@@ -15,7 +17,9 @@ class Periodic:
 
 
 def periodic_jobs(intervals: dict[str, int]) -> list[Periodic]:
-    """Every periodic job, with its interval looked up by name (defaults below)."""
-    jobs: list[Periodic] = []
-    del intervals
-    return jobs
+    """Every periodic job; `intervals` overrides the defaults by name."""
+    every = {"cart_flush": 2, "cart_purge": 3600, **intervals}
+    return [
+        Periodic(carts.flush_carts, every["cart_flush"], queues.MAINTENANCE),
+        Periodic(carts.purge_expired_carts, every["cart_purge"], queues.MAINTENANCE),
+    ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from db.accounts import CustomerRecord
-from resolvers import validate
+from db.carts import CartContents, MergeReport, customer_owner
+from resolvers import carts, validate
 from resolvers.context import RequestContext
 
 SESSION_COOKIE = "sid"
@@ -15,6 +16,8 @@ SESSION_COOKIE = "sid"
 class SignedIn:
     token: str
     customer: CustomerRecord
+    cart: CartContents | None = None
+    merge: MergeReport | None = None
 
 
 async def start_session(ctx: RequestContext) -> str:
@@ -36,15 +39,20 @@ async def register(ctx: RequestContext, email: str, password: str) -> SignedIn:
         validate.email(email), validate.password(password)
     )
     token = await ctx.state.accounts.issue_token(customer)
-    return SignedIn(token, customer)
+    # A new account starts with the guest cart it was filling, whatever it was.
+    merge = await carts.merge_guest_cart(ctx, customer.id, "MERGE")
+    cart = await ctx.state.carts.get(customer_owner(customer.id))
+    return SignedIn(token, customer, cart, merge)
 
 
-async def login(ctx: RequestContext, email: str, password: str) -> SignedIn:
+async def login(ctx: RequestContext, email: str, password: str, cart_merge: str = "MERGE") -> SignedIn:
     if len(password) > 256:
         password = password[:257]  # cannot match; keeps argon2 work bounded
     customer = await ctx.state.accounts.authenticate(validate.email(email), password)
     token = await ctx.state.accounts.issue_token(customer)
-    return SignedIn(token, customer)
+    merge = await carts.merge_guest_cart(ctx, customer.id, cart_merge)
+    cart = await ctx.state.carts.get(customer_owner(customer.id))
+    return SignedIn(token, customer, cart, merge)
 
 
 async def logout(ctx: RequestContext) -> bool:

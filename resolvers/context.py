@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from db.accounts import Accounts, Viewer
+from db.carts import CartStore
 from db.catalog import Catalog, ProductRecord
 from db.errors import Forbidden, NotAuthenticated
 from db.stock import StockCounters
@@ -26,6 +27,7 @@ class AppState:
     stock: StockCounters
     catalog: Catalog
     accounts: Accounts
+    carts: CartStore
     dev_mode: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
-from resolvers import auth, products
+from db.carts import CartContents
+from resolvers import auth, carts, products
 from resolvers.context import RequestContext
+from schema.carts import CartMergeReport, CartMergeStrategy, build_cart
 from schema.errors import payload_or_errors
 from schema.inputs import ProductInput, ProductUpdateInput
-from schema.payloads import AuthPayload, ProductPayload
+from schema.payloads import AuthPayload, CartPayload, ProductPayload
 from schema.types import Customer, GuestSession, Product
 
 Ctx = Info[RequestContext, None]
@@ -25,6 +28,20 @@ _UPDATE_COLUMNS = {
 }
 
 
+async def _signed_in(info: Ctx, signing_in: Awaitable[auth.SignedIn]) -> AuthPayload:
+    signed_in = await signing_in
+    return AuthPayload(
+        token=signed_in.token,
+        customer=Customer.from_record(signed_in.customer),
+        cart=await build_cart(info.context, signed_in.cart),
+        cart_merge=CartMergeReport.from_report(signed_in.merge) if signed_in.merge else None,
+    )
+
+
+async def _cart_payload(info: Ctx, changing: Awaitable[CartContents]) -> CartPayload:
+    return CartPayload(cart=await build_cart(info.context, await changing))
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
@@ -33,19 +50,17 @@ class Mutation:
 
     @strawberry.mutation
     async def register(self, info: Ctx, email: str, password: str) -> AuthPayload:
-        async def body() -> AuthPayload:
-            signed_in = await auth.register(info.context, email, password)
-            return AuthPayload(token=signed_in.token, customer=Customer.from_record(signed_in.customer))
-
-        return await payload_or_errors(AuthPayload, body)
+        return await payload_or_errors(AuthPayload, lambda: _signed_in(info, auth.register(info.context, email,
+                                                                                           password)))
 
     @strawberry.mutation
-    async def login(self, info: Ctx, email: str, password: str) -> AuthPayload:
-        async def body() -> AuthPayload:
-            signed_in = await auth.login(info.context, email, password)
-            return AuthPayload(token=signed_in.token, customer=Customer.from_record(signed_in.customer))
-
-        return await payload_or_errors(AuthPayload, body)
+    async def login(
+        self, info: Ctx, email: str, password: str, cart_merge: CartMergeStrategy | None = CartMergeStrategy.MERGE
+    ) -> AuthPayload:
+        strategy = (cart_merge or CartMergeStrategy.MERGE).value
+        return await payload_or_errors(
+            AuthPayload, lambda: _signed_in(info, auth.login(info.context, email, password, strategy))
+        )
 
     @strawberry.mutation(description="revokes the bearer token of this request")
     async def logout(self, info: Ctx) -> bool:
@@ -89,3 +104,25 @@ class Mutation:
             return ProductPayload(product=Product.from_record(record))
 
         return await payload_or_errors(ProductPayload, body)
+
+    @strawberry.mutation(description="adds to an existing line")
+    async def cart_add_line(self, info: Ctx, product_id: strawberry.ID, quantity: int) -> CartPayload:
+        return await payload_or_errors(
+            CartPayload, lambda: _cart_payload(info, carts.add_line(info.context, product_id, quantity))
+        )
+
+    @strawberry.mutation(description="sets; 0 removes the line")
+    async def cart_update_line(self, info: Ctx, product_id: strawberry.ID, quantity: int) -> CartPayload:
+        return await payload_or_errors(
+            CartPayload, lambda: _cart_payload(info, carts.update_line(info.context, product_id, quantity))
+        )
+
+    @strawberry.mutation
+    async def cart_remove_line(self, info: Ctx, product_id: strawberry.ID) -> CartPayload:
+        return await payload_or_errors(
+            CartPayload, lambda: _cart_payload(info, carts.remove_line(info.context, product_id))
+        )
+
+    @strawberry.mutation
+    async def cart_clear(self, info: Ctx) -> CartPayload:
+        return await payload_or_errors(CartPayload, lambda: _cart_payload(info, carts.clear(info.context)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from resolvers import auth, products
+from resolvers import auth, carts, products
 from resolvers.context import RequestContext
+from schema.carts import Cart, build_cart
 from schema.types import Customer, PageInfo, Product, ProductConnection, ProductEdge
 
 Ctx = Info[RequestContext, None]
@@ -34,3 +35,7 @@ class Query:
     async def me(self, info: Ctx) -> Customer | None:
         record = await auth.me(info.context)
         return Customer.from_record(record) if record else None
+
+    @strawberry.field(description="the caller's cart (guest session or customer); empty if none")
+    async def cart(self, info: Ctx) -> Cart:
+        return await build_cart(info.context, await carts.cart(info.context))

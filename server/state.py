@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from db.accounts import Accounts
+from db.carts import CartStore
 from db.catalog import Catalog
 from db.engine import make_engine, make_sessionmaker
 from db.scripts import Scripts
@@ -33,6 +34,13 @@ def open_state(settings: Settings) -> AppState:
         stock=stock,
         catalog=Catalog(sessions, cache, stock, settings.product_cache_ttl_seconds),
         accounts=Accounts(sessions, redis, settings.token_ttl_seconds, settings.session_ttl_seconds),
+        carts=CartStore(
+            redis,
+            scripts,
+            sessions,
+            settings.guest_cart_ttl_days * 86400,
+            settings.customer_cart_ttl_days * 86400,
+        ),
         dev_mode=settings.dev,
     )
 

@@ -61,8 +61,8 @@ STAFF_PASSWORD = "staff password for tests"
 
 
 @pytest.fixture(scope="session")
-async def staff(stack: Stack, api: Api) -> Api:
-    """A signed-in staff account, created with the CLI as an operator would."""
+async def staff_account(stack: Stack) -> str:
+    """A staff account, created with the CLI as an operator would."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "user", "create", "--email", STAFF_EMAIL, "--password", STAFF_PASSWORD,
         "--staff", env=stack.env,
@@ -70,7 +70,13 @@ async def staff(stack: Stack, api: Api) -> Api:
     )
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()
-    return await api.login(STAFF_EMAIL, STAFF_PASSWORD)
+    return STAFF_EMAIL
+
+
+@pytest.fixture
+async def staff(staff_account: str, api: Api) -> Api:
+    """Signed in afresh per test: a test that flushes Redis takes every token with it."""
+    return await api.login(staff_account, STAFF_PASSWORD)
 
 
 PRODUCT_FIELDS = "id sku name description priceCents currency available maxPerCustomer imageUrl"

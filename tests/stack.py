@@ -179,3 +179,18 @@ def _reset_external_database(database_url: str) -> None:
             await conn.close()
 
     asyncio.run(reset())
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,
+                     message: str = "condition") -> Any:
+    """Await predicate() (a coroutine function) until its result is truthy, or fail at the deadline."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)

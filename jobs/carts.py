@@ -1,0 +1,32 @@
+"""Cart write-behind and purge of idle carts."""
+
+from __future__ import annotations
+
+from db import carts
+from jobs import runtime
+
+DAY = 86400
+
+
+def flush_carts() -> int:
+    """Write dirty carts to PostgreSQL in batches; returns how many were written or deleted."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        return await carts.flush_dirty(
+            rt.redis,
+            rt.scripts,
+            rt.sessions,
+            rt.config.guest_cart_ttl_days * DAY,
+            rt.config.customer_cart_ttl_days * DAY,
+        )
+
+    return runtime.run(body)
+
+
+def purge_expired_carts() -> int:
+    """Delete carts idle past their TTL from PostgreSQL."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        return await carts.purge_expired(rt.sessions)
+
+    return runtime.run(body)
