@@ -164,6 +164,7 @@ class Catalog:
                     raise InvalidInput(f"sku {new.sku!r} is already in use", field="sku") from None
                 raise
         record = ProductRecord.from_row(row)
+        await self._stock.set_sale_facts(record.id, record.price_cents, record.currency, record.max_per_customer)
         await self._stock.set_initial(record.id, new.stock)
         return record
 
@@ -184,8 +185,10 @@ class Catalog:
             ).one_or_none()
         if row is None:
             raise ProductNotFound(product_id=product_id)
+        record = ProductRecord.from_row(row)
+        await self._stock.set_sale_facts(record.id, record.price_cents, record.currency, record.max_per_customer)
         await self._cache.delete(keys.product(product_id))
-        return ProductRecord.from_row(row)
+        return record
 
     async def adjust_stock(self, product_id: int, delta: int) -> ProductRecord:
         async with self._sessions() as session:

@@ -4,7 +4,20 @@ State Redis (never evicts, AOF on):
     stock:{pid}            int: units of product pid that can be reserved now. No TTL; rebuilt
                            from PostgreSQL when missing (db.stock).
     stock:held:{pid}       int: units of pid held by orders not yet persisted. No TTL.
-    stock:lock:{pid}       rebuild guard, a few seconds.
+    pinfo:{pid}            hash of the sale facts the reservation script needs: price, currency,
+                           limit (max per customer, '' for none). No TTL; rewritten by every rebuild
+                           and catalogue change.
+    allow:{cid}            hash: product id -> units the customer holds in orders not cancelled,
+                           "_r" marker. Loaded from PostgreSQL at sign-in (or on demand). TTL 30 days.
+    idem:{cid}:{key}       "<order id>|<request fingerprint>": the order an idempotency key made.
+                           TTL 48 h (the contract promises at least 24 h).
+    order:{oid}            hash of an order: id, customer_id, status, lines (JSON [[pid, qty, unit
+                           price], ...]), total_cents, currency, created_ms, expires_ms, fingerprint,
+                           persisted (0/1), cancel_reason, paid_ms, cancelled_ms. No TTL until
+                           persisted, then kept a day as a status cache.
+    orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
+    orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
+    persist:pending        set while a persistence job is queued, so a burst enqueues one job.
     session:{sid}          "1": a server-issued guest session. TTL SESSION_TTL_SECONDS, refreshed on use.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
     ratelimit:login:{email}  failed sign-ins in the current window. TTL the window.
@@ -36,8 +49,28 @@ def stock_held(product_id: int | str) -> str:
     return f"stock:held:{product_id}"
 
 
-def stock_lock(product_id: int | str) -> str:
-    return f"stock:lock:{product_id}"
+def product_info(product_id: int | str) -> str:
+    return f"pinfo:{product_id}"
+
+
+def allowance(customer_id: int) -> str:
+    return f"allow:{customer_id}"
+
+
+def idempotency(customer_id: int, key: str) -> str:
+    return f"idem:{customer_id}:{key}"
+
+
+def order(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def orders_inflight(customer_id: int) -> str:
+    return f"orders:inflight:{customer_id}"
+
+
+ORDERS_TO_PERSIST = "orders:topersist"
+PERSIST_PENDING = "persist:pending"
 
 
 def session(sid: str) -> str:

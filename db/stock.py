@@ -24,6 +24,11 @@ from db import keys
 from db.errors import InvalidInput
 
 
+def sale_facts(price_cents: int, currency: str, max_per_customer: int | None) -> tuple[int, str, str]:
+    """What the reservation script reads of a product (pinfo:{pid})."""
+    return price_cents, currency.strip(), "" if max_per_customer is None else str(max_per_customer)
+
+
 class StockCounters:
     def __init__(self, redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._redis = redis
@@ -46,16 +51,26 @@ class StockCounters:
         result: dict[int, int] = {}
         async with self._sessions() as session, session.begin():
             rows = await session.execute(
-                text("SELECT id, stock FROM products WHERE id = ANY(:ids) ORDER BY id FOR SHARE"),
+                text(
+                    "SELECT id, stock, price_cents, currency, max_per_customer FROM products "
+                    "WHERE id = ANY(:ids) ORDER BY id FOR SHARE"
+                ),
                 {"ids": list(product_ids)},
             )
-            for product_id, stock in rows:
-                result[product_id] = int(
+            for row in rows:
+                result[row.id] = int(
                     await self._scripts.stock_rebuild(
-                        keys=[keys.stock(product_id), keys.stock_held(product_id)], args=[stock]
+                        keys=[keys.stock(row.id), keys.stock_held(row.id), keys.product_info(row.id)],
+                        args=[row.stock, *sale_facts(row.price_cents, row.currency, row.max_per_customer)],
                     )
                 )
         return result
+
+    async def set_sale_facts(self, product_id: int, price_cents: int, currency: str,
+                             max_per_customer: int | None) -> None:
+        price, cur, limit = sale_facts(price_cents, currency, max_per_customer)
+        await self._redis.hset(keys.product_info(product_id), mapping={"price": price, "currency": cur,
+                                                                        "limit": limit})
 
     async def set_initial(self, product_id: int, stock: int) -> None:
         await self._redis.set(keys.stock(product_id), stock)

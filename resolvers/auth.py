@@ -41,6 +41,7 @@ async def register(ctx: RequestContext, email: str, password: str) -> SignedIn:
     token = await ctx.state.accounts.issue_token(customer)
     # A new account starts with the guest cart it was filling, whatever it was.
     merge = await carts.merge_guest_cart(ctx, customer.id, "MERGE")
+    await ctx.state.orders.load_allowance(customer.id)
     cart = await ctx.state.carts.get(customer_owner(customer.id))
     return SignedIn(token, customer, cart, merge)
 
@@ -51,6 +52,8 @@ async def login(ctx: RequestContext, email: str, password: str, cart_merge: str 
     customer = await ctx.state.accounts.authenticate(validate.email(email), password)
     token = await ctx.state.accounts.issue_token(customer)
     merge = await carts.merge_guest_cart(ctx, customer.id, cart_merge)
+    # Purchase limits are checked in Redis; loading them now keeps PostgreSQL off the buy path.
+    await ctx.state.orders.load_allowance(customer.id)
     cart = await ctx.state.carts.get(customer_owner(customer.id))
     return SignedIn(token, customer, cart, merge)
 

@@ -12,7 +12,9 @@ from db.accounts import Accounts, Viewer
 from db.carts import CartStore
 from db.catalog import Catalog, ProductRecord
 from db.errors import Forbidden, NotAuthenticated
+from db.orders import Orders
 from db.stock import StockCounters
+from jobs.enqueue import JobEnqueuer
 
 
 @dataclass
@@ -28,6 +30,8 @@ class AppState:
     catalog: Catalog
     accounts: Accounts
     carts: CartStore
+    orders: Orders
+    enqueuer: JobEnqueuer
     dev_mode: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 

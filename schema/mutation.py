@@ -9,11 +9,12 @@ import strawberry
 from strawberry.types import Info
 
 from db.carts import CartContents
-from resolvers import auth, carts, products
+from resolvers import auth, carts, orders, products
 from resolvers.context import RequestContext
 from schema.carts import CartMergeReport, CartMergeStrategy, build_cart
 from schema.errors import payload_or_errors
-from schema.inputs import ProductInput, ProductUpdateInput
+from schema.inputs import OrderLineInput, ProductInput, ProductUpdateInput
+from schema.orders import CheckoutPayload, OrderPayload, build_order
 from schema.payloads import AuthPayload, CartPayload, ProductPayload
 from schema.types import Customer, GuestSession, Product
 
@@ -126,3 +127,28 @@ class Mutation:
     @strawberry.mutation
     async def cart_clear(self, info: Ctx) -> CartPayload:
         return await payload_or_errors(CartPayload, lambda: _cart_payload(info, carts.clear(info.context)))
+
+    @strawberry.mutation(description="the caller's cart -> an order")
+    async def checkout(self, info: Ctx, idempotency_key: str) -> CheckoutPayload:
+        async def body() -> CheckoutPayload:
+            return CheckoutPayload(order=await build_order(info.context, await orders.checkout(info.context,
+                                                                                               idempotency_key)))
+
+        return await payload_or_errors(CheckoutPayload, body)
+
+    @strawberry.mutation(description="buy now")
+    async def place_order(self, info: Ctx, lines: list[OrderLineInput], idempotency_key: str) -> CheckoutPayload:
+        async def body() -> CheckoutPayload:
+            record = await orders.place_order(
+                info.context, [(line.product_id, line.quantity) for line in lines], idempotency_key
+            )
+            return CheckoutPayload(order=await build_order(info.context, record))
+
+        return await payload_or_errors(CheckoutPayload, body)
+
+    @strawberry.mutation(description="only while PENDING")
+    async def cancel_order(self, info: Ctx, id: strawberry.ID) -> OrderPayload:
+        async def body() -> OrderPayload:
+            return OrderPayload(order=await build_order(info.context, await orders.cancel(info.context, id)))
+
+        return await payload_or_errors(OrderPayload, body)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from resolvers import auth, carts, products
+from resolvers import auth, carts, orders, products
 from resolvers.context import RequestContext
 from schema.carts import Cart, build_cart
+from schema.orders import Order, OrderConnection, OrderEdge, build_order, build_orders
 from schema.types import Customer, PageInfo, Product, ProductConnection, ProductEdge
 
 Ctx = Info[RequestContext, None]
@@ -39,3 +40,18 @@ class Query:
     @strawberry.field(description="the caller's cart (guest session or customer); empty if none")
     async def cart(self, info: Ctx) -> Cart:
         return await build_cart(info.context, await carts.cart(info.context))
+
+    @strawberry.field(description="null unless the caller owns it (or is staff)")
+    async def order(self, info: Ctx, id: strawberry.ID) -> Order | None:
+        record = await orders.order(info.context, id)
+        return await build_order(info.context, record) if record else None
+
+    @strawberry.field(description="the caller's, newest first")
+    async def orders(self, info: Ctx, first: int | None = 20, after: str | None = None) -> OrderConnection:
+        page = await orders.orders(info.context, 20 if first is None else first, after)
+        nodes = await build_orders(info.context, page.items)
+        edges = [OrderEdge(cursor=orders.order_cursor(r), node=n) for r, n in zip(page.items, nodes, strict=True)]
+        return OrderConnection(
+            edges=edges,
+            page_info=PageInfo(end_cursor=edges[-1].cursor if edges else None, has_next_page=page.has_next_page),
+        )

@@ -21,7 +21,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from resolvers.context import AppState, RequestContext
 from schema import Limits, build_schema
 from server.settings import PROJECT_ROOT, Settings
-from server.state import close_state, open_state
+from server.state import close_state, open_state, warm_state
 
 log = logging.getLogger("rushcart.app")
 FRONTEND = PROJECT_ROOT / "frontend-demo"
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state = open_state(settings)
         app.state.rushcart = state
         app.state.settings = settings
+        await warm_state(state)
         try:
             yield
         finally:

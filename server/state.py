@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 
 from db.accounts import Accounts
 from db.carts import CartStore
 from db.catalog import Catalog
 from db.engine import make_engine, make_sessionmaker
+from db.orders import Orders
 from db.scripts import Scripts
 from db.stock import StockCounters
+from jobs.enqueue import JobEnqueuer
 from resolvers.context import AppState
 from server.settings import Settings
 
@@ -41,11 +45,19 @@ def open_state(settings: Settings) -> AppState:
             settings.guest_cart_ttl_days * 86400,
             settings.customer_cart_ttl_days * 86400,
         ),
+        orders=Orders(redis, scripts, sessions, stock, settings.order_payment_ttl_seconds),
+        enqueuer=JobEnqueuer(settings.redis_url),
         dev_mode=settings.dev,
     )
 
 
+async def warm_state(state: AppState) -> None:
+    """Start-up work that would otherwise land on the first requests."""
+    await asyncio.to_thread(state.enqueuer.warm)
+
+
 async def close_state(state: AppState) -> None:
+    state.enqueuer.close()
     if state.cache is not state.redis:
         await state.cache.aclose()
     await state.redis.aclose()

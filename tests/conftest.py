@@ -97,3 +97,34 @@ def make_product(staff: Api):
         return dict(data["productCreate"]["product"])
 
     return make
+
+
+@pytest.fixture(scope="session")
+async def state(stack: Stack) -> AsyncIterator[Any]:
+    """The server's own stores, opened in the test process against the same PostgreSQL and Redis."""
+    from server.settings import Settings
+    from server.state import close_state, open_state
+
+    settings = Settings.from_env({**stack.env})
+    app_state = open_state(settings)
+    yield app_state
+    await close_state(app_state)
+
+
+async def persisted_order_ids(pg: asyncpg.Pool, ids: list[str]) -> set[str]:
+    rows = await pg.fetch("SELECT id::text FROM orders WHERE id = ANY($1::uuid[])", ids)
+    return {r["id"] for r in rows}
+
+
+@pytest.fixture
+def wait_persisted(pg: asyncpg.Pool):
+    """Wait until the worker has written every given order to PostgreSQL."""
+    from tests.stack import eventually
+
+    async def wait(ids: list[str], timeout: float = 30) -> None:
+        async def done() -> bool:
+            return await persisted_order_ids(pg, ids) == set(ids)
+
+        await eventually(done, timeout=timeout, message=f"{len(ids)} orders to be persisted")
+
+    return wait

@@ -1,0 +1,169 @@
+"""Moving accepted orders from Redis into PostgreSQL in batches, safely more than once.
+
+One transaction per batch: a multi-row INSERT of orders with ON CONFLICT DO NOTHING, the items
+of the rows it actually inserted, and `products.stock` decremented for those rows only. After
+commit, a Lua script per order drops its stock holds and its to-persist entry, guarded by the
+record's `persisted` flag, so a second run, a second worker or a crash between commit and the
+script changes nothing more: the next run finds the rows there and only finishes the Redis side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import keys
+from db.orders import STATUS_CACHE_SECONDS, OrderRecord
+
+log = logging.getLogger("rushcart.persistence")
+
+
+@dataclass(frozen=True)
+class PersistResult:
+    inserted: int
+    already_there: int
+    missing: int
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def persist_orders(
+    redis: Any,
+    scripts: Any,
+    sessions: async_sessionmaker[AsyncSession],
+    order_ids: Sequence[str],
+    after_insert: Any = None,
+) -> PersistResult:
+    """Persist the given orders (ids from orders:topersist). `after_insert(session, records)` runs
+    inside the transaction for the orders this call inserted (payment events waiting for them)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for oid in order_ids:
+            pipe.hgetall(keys.order(oid))
+        raws = await pipe.execute()
+    records = [OrderRecord.from_hash(raw) for raw in raws if raw]
+    missing = [oid for oid, raw in zip(order_ids, raws, strict=True) if not raw]
+    if missing:
+        # An id without a record cannot be persisted; it only happens after Redis lost data.
+        log.error("orders %s are queued for persistence but have no record in Redis; dropping the ids", missing)
+        await redis.zrem(keys.ORDERS_TO_PERSIST, *missing)
+    if not records:
+        return PersistResult(0, 0, len(missing))
+
+    orders = [
+        {
+            "customer_id": r.customer_id,
+            "id": r.id,
+            "status": r.status,
+            "cancel_reason": r.cancel_reason,
+            "total_cents": r.total_cents,
+            "currency": r.currency,
+            "idempotency_key": r.idempotency_key,
+            "created_at": r.created_at.isoformat(),
+            "expires_at": r.expires_at.isoformat(),
+        }
+        for r in records
+    ]
+    async with sessions() as session, session.begin():
+        inserted_rows = (
+            await session.execute(
+                text(
+                    "INSERT INTO orders (customer_id, id, status, cancel_reason, total_cents, currency, "
+                    "idempotency_key, created_at, expires_at) "
+                    "SELECT customer_id, id, status, cancel_reason, total_cents, currency, idempotency_key, "
+                    "created_at, expires_at FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS o("
+                    "customer_id bigint, id uuid, status text, cancel_reason text, total_cents bigint, "
+                    "currency text, idempotency_key text, created_at timestamptz, expires_at timestamptz) "
+                    "ON CONFLICT DO NOTHING RETURNING id"
+                ),
+                {"orders": json.dumps(orders)},
+            )
+        ).all()
+        inserted_ids = {str(row.id) for row in inserted_rows}
+        inserted = [r for r in records if r.id in inserted_ids]
+        if inserted:
+            items = [
+                {"customer_id": r.customer_id, "order_id": r.id, "product_id": line.product_id,
+                 "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+                for r in inserted
+                for line in r.lines
+            ]
+            await session.execute(
+                text(
+                    "INSERT INTO order_items (customer_id, order_id, product_id, quantity, unit_price_cents) "
+                    "SELECT customer_id, order_id, product_id, quantity, unit_price_cents "
+                    "FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS i(customer_id bigint, order_id uuid, "
+                    "product_id bigint, quantity int, unit_price_cents int)"
+                ),
+                {"items": json.dumps(items)},
+            )
+            sold: dict[int, int] = defaultdict(int)
+            for r in inserted:
+                if r.status != "CANCELLED":
+                    for line in r.lines:
+                        sold[line.product_id] += line.quantity
+            await decrement_stock(session, sold)
+            if after_insert is not None:
+                await after_insert(session, inserted)
+
+    async with redis.pipeline(transaction=False) as pipe:
+        for r in records:
+            await scripts.order_persisted(
+                keys=[keys.order(r.id), keys.ORDERS_TO_PERSIST, keys.orders_inflight(r.customer_id),
+                      *[keys.stock_held(line.product_id) for line in r.lines]],
+                args=[r.id, STATUS_CACHE_SECONDS, *[line.quantity for line in r.lines]],
+                client=pipe,
+            )
+        await pipe.execute()
+    return PersistResult(len(inserted), len(records) - len(inserted), len(missing))
+
+
+async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
+    if not sold:
+        return
+    pids = sorted(sold)
+    # Lock rows in id order so concurrent batches and cancellations cannot deadlock.
+    await session.execute(
+        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": pids}
+    )
+    await session.execute(
+        text(
+            "UPDATE products p SET stock = p.stock - s.qty FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:qtys AS int[])) AS s(id, qty) WHERE p.id = s.id"
+        ),
+        {"ids": pids, "qtys": [sold[p] for p in pids]},
+    )
+
+
+async def persist_pending(
+    redis: Any,
+    scripts: Any,
+    sessions: async_sessionmaker[AsyncSession],
+    batch_size: int,
+    older_than_ms: int | None = None,
+    after_insert: Any = None,
+) -> int:
+    """Drain orders:topersist in batches of `batch_size`; returns orders inserted.
+
+    `older_than_ms` limits the run to ids queued before that time (the sweeper's view).
+    """
+    total = 0
+    while True:
+        if older_than_ms is None:
+            ids = await redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)
+        else:
+            ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
+        if not ids:
+            return total
+        result = await persist_orders(redis, scripts, sessions, [_s(i) for i in ids], after_insert)
+        total += result.inserted
+        if len(ids) < batch_size:
+            return total

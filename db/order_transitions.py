@@ -1,0 +1,133 @@
+"""Single-winner status changes of persisted orders: PENDING -> CANCELLED or PENDING -> PAID.
+
+Each change is one conditional UPDATE ... WHERE status = 'PENDING'. Only the caller whose
+UPDATE matched a row goes on: it returns the units to `products.stock` in the same transaction
+and, still inside it (see db.stock), gives back the Redis counter and the customer's allowance
+and publishes the change. A sweeper racing a cancel, or a payment racing expiry, therefore
+releases stock exactly once; the loser sees zero rows and does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import keys
+
+CANCEL_REASONS = ("EXPIRED", "PAYMENT_FAILED", "CUSTOMER", "STAFF")
+
+
+@dataclass(frozen=True)
+class OrderRef:
+    customer_id: int
+    order_id: str
+
+
+async def publish_status(
+    scripts: Any,
+    ref: OrderRef,
+    status: str,
+    reason: str | None,
+    lines: Sequence[tuple[int, int]] = (),
+    client: Any = None,
+) -> None:
+    await scripts.order_status(
+        keys=[keys.order(ref.order_id), keys.allowance(ref.customer_id), *[keys.stock(p) for p, _ in lines]],
+        args=[ref.order_id, status, reason or "", int(time.time() * 1000),
+              *[v for p, q in lines for v in (p, q)]],
+        client=client,
+    )
+
+
+async def cancel_in_session(
+    session: AsyncSession, scripts: Any, refs: Sequence[OrderRef], reason: str
+) -> list[OrderRef]:
+    """Cancel those of `refs` that are still PENDING, inside the caller's transaction."""
+    if reason not in CANCEL_REASONS:
+        raise ValueError(f"unknown cancel reason {reason!r}")
+    if not refs:
+        return []
+    won = (
+        await session.execute(
+            text(
+                "UPDATE orders o SET status = 'CANCELLED', cancel_reason = :reason, cancelled_at = now() "
+                "FROM unnest(CAST(:cids AS bigint[]), CAST(:oids AS uuid[])) AS t(cid, oid) "
+                "WHERE o.customer_id = t.cid AND o.id = t.oid AND o.status = 'PENDING' "
+                "RETURNING o.customer_id, o.id"
+            ),
+            {"reason": reason, "cids": [r.customer_id for r in refs], "oids": [r.order_id for r in refs]},
+        )
+    ).all()
+    if not won:
+        return []
+    winners = [OrderRef(row.customer_id, str(row.id)) for row in won]
+    items = await session.execute(
+        text(
+            "SELECT customer_id, order_id, product_id, quantity FROM order_items "
+            "WHERE customer_id = ANY(:cids) AND order_id = ANY(:oids)"
+        ),
+        {"cids": list({w.customer_id for w in winners}), "oids": [uuid.UUID(w.order_id) for w in winners]},
+    )
+    per_order: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    returned: dict[int, int] = defaultdict(int)
+    for item in items:
+        per_order[str(item.order_id)].append((item.product_id, item.quantity))
+        returned[item.product_id] += item.quantity
+    pids = sorted(returned)
+    await session.execute(
+        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": pids}
+    )
+    await session.execute(
+        text(
+            "UPDATE products p SET stock = p.stock + s.qty FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:qtys AS int[])) AS s(id, qty) WHERE p.id = s.id"
+        ),
+        {"ids": pids, "qtys": [returned[p] for p in pids]},
+    )
+    for ref in winners:
+        await publish_status(scripts, ref, "CANCELLED", reason, per_order[ref.order_id])
+    return winners
+
+
+async def cancel_orders(
+    sessions: async_sessionmaker[AsyncSession], scripts: Any, refs: Sequence[OrderRef], reason: str
+) -> list[OrderRef]:
+    async with sessions() as session, session.begin():
+        return await cancel_in_session(session, scripts, refs, reason)
+
+
+async def expire_due(sessions: async_sessionmaker[AsyncSession], scripts: Any, batch: int = 500) -> int:
+    """Cancel PENDING orders past their expiry (reason EXPIRED); returns how many this call won."""
+    total = 0
+    while True:
+        async with sessions() as session:
+            due = (
+                await session.execute(
+                    text(
+                        "SELECT customer_id, id FROM orders WHERE status = 'PENDING' AND expires_at <= now() "
+                        "ORDER BY expires_at LIMIT :batch"
+                    ),
+                    {"batch": batch},
+                )
+            ).all()
+        if not due:
+            return total
+        won = await cancel_orders(sessions, scripts, [OrderRef(r.customer_id, str(r.id)) for r in due], "EXPIRED")
+        total += len(won)
+        if len(due) < batch:
+            return total
+
+
+async def ensure_persisted(redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:
+    """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
+    from db.order_persistence import persist_orders
+
+    if await redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
+        await persist_orders(redis, scripts, sessions, [order_id])

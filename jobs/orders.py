@@ -1,0 +1,51 @@
+"""Order jobs: batched persistence, the sweeper for ids nobody enqueued, and expiry."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from db import keys
+from db.order_persistence import persist_pending
+from db.order_transitions import expire_due
+from jobs import runtime
+
+log = logging.getLogger("rushcart.jobs.orders")
+
+# An id older than this in orders:topersist was probably never enqueued (its process died).
+SWEEP_AGE_MS = 2000
+
+
+def persist_pending_orders() -> int:
+    """Drain the to-persist set in batches; returns orders inserted. Safe to run concurrently."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        # Cleared first: an order accepted from now on enqueues a new job rather than relying on this one.
+        await rt.redis.delete(keys.PERSIST_PENDING)
+        return await persist_pending(rt.redis, rt.scripts, rt.sessions, rt.config.persist_batch_size)
+
+    return runtime.run(body)
+
+
+def sweep_unpersisted_orders() -> int:
+    """Persist ids that have waited too long: their enqueue was lost or their job failed."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        cutoff = int(time.time() * 1000) - SWEEP_AGE_MS
+        inserted = await persist_pending(
+            rt.redis, rt.scripts, rt.sessions, rt.config.persist_batch_size, older_than_ms=cutoff
+        )
+        if inserted:
+            log.warning("sweeper persisted %d orders that no job had taken", inserted)
+        return inserted
+
+    return runtime.run(body)
+
+
+def expire_unpaid_orders() -> int:
+    """Cancel PENDING orders past their expiry (EXPIRED), releasing their stock once."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        return await expire_due(rt.sessions, rt.scripts)
+
+    return runtime.run(body)

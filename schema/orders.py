@@ -1,0 +1,109 @@
+"""Order types of the contract, built from db order records with their products loaded once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from db.orders import OrderRecord
+from resolvers.context import RequestContext
+from schema.errors import UserError
+from schema.types import PageInfo, Product
+
+
+@strawberry.enum
+class OrderStatus(Enum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.enum
+class CancelReason(Enum):
+    EXPIRED = "EXPIRED"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    CUSTOMER = "CUSTOMER"
+    STAFF = "STAFF"
+
+
+@strawberry.type
+class OrderLine:
+    product: Product
+    quantity: int
+    unit_price_cents: int
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    status: OrderStatus
+    cancel_reason: CancelReason | None
+    needs_refund: bool = strawberry.field(description="money arrived for an order that was already cancelled")
+    lines: list[OrderLine]
+    total_cents: int
+    currency: str
+    created_at: datetime
+    expires_at: datetime = strawberry.field(
+        description="a PENDING order not paid by then is cancelled and its stock released"
+    )
+    paid_at: datetime | None
+    cancelled_at: datetime | None
+
+
+@strawberry.type
+class OrderEdge:
+    cursor: str
+    node: Order
+
+
+@strawberry.type
+class OrderConnection:
+    edges: list[OrderEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class CheckoutPayload:
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class OrderPayload:
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def build_orders(ctx: RequestContext, records: list[OrderRecord]) -> list[Order]:
+    product_ids = sorted({line.product_id for r in records for line in r.lines})
+    products = dict(zip(product_ids, await ctx.products.load_many(product_ids), strict=True))
+    built = []
+    for r in records:
+        lines = [
+            OrderLine(product=Product.from_record(product), quantity=line.quantity,
+                      unit_price_cents=line.unit_price_cents)
+            for line in r.lines
+            if (product := products.get(line.product_id)) is not None
+        ]
+        built.append(
+            Order(
+                id=strawberry.ID(r.id),
+                status=OrderStatus(r.status),
+                cancel_reason=CancelReason(r.cancel_reason) if r.cancel_reason else None,
+                needs_refund=r.needs_refund,
+                lines=lines,
+                total_cents=r.total_cents,
+                currency=r.currency,
+                created_at=r.created_at,
+                expires_at=r.expires_at,
+                paid_at=r.paid_at,
+                cancelled_at=r.cancelled_at,
+            )
+        )
+    return built
+
+
+async def build_order(ctx: RequestContext, record: OrderRecord) -> Order:
+    return (await build_orders(ctx, [record]))[0]
