@@ -17,7 +17,7 @@ State Redis (never evicts, AOF on):
                            persisted, then kept a day as a status cache.
     orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
     orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
-    persist:pending        set while a persistence job is queued, so a burst enqueues one job.
+    persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
     session:{sid}          "1": a server-issued guest session. TTL SESSION_TTL_SECONDS, refreshed on use.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
     ratelimit:login:{email}  failed sign-ins in the current window. TTL the window.

@@ -85,7 +85,8 @@ end
 redis.call('PUBLISH', 'events:order:' .. ARGV[2],
   cjson.encode({orderId = ARGV[2], status = 'PENDING', at = at}))
 local enqueue = 0
-if redis.call('SET', KEYS[4], ARGV[3], 'NX') then
+-- The flag expires by itself, so a job whose enqueue was lost only delays the next one briefly.
+if redis.call('SET', KEYS[4], ARGV[3], 'NX', 'PX', 5000) then
   enqueue = 1
 end
 return {'OK', total, currency, enqueue, cjson.encode(lines)}

@@ -1,0 +1,117 @@
+"""Interleavings forced with the real stores: cancel vs expiry, cancel vs persistence, rebuilds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from db import keys
+from db.order_persistence import persist_orders
+from db.order_transitions import OrderRef, cancel_orders
+from tests.api import Api
+from tests.conftest import unique
+from tests.resolvers.test_orders import CANCEL, available, place
+from tests.stack import eventually
+
+
+async def pg_stock(pg, product: dict[str, Any]) -> int:
+    return int(await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"])))
+
+
+async def buyer(api: Api) -> Api:
+    return await api.register(f"{unique('race')}@example.com")
+
+
+async def test_cancel_racing_the_expiry_sweeper_releases_once(api: Api, make_product, pg, state,
+                                                              wait_persisted) -> None:
+    """Ten concurrent cancellations of one order (customer and sweeper alike) have one winner."""
+    product = await make_product(stock=6)
+    client = await buyer(api)
+    order = (await place(client, (product, 4)))["order"]
+    await wait_persisted([order["id"]])
+    me = (await client("{ me { id } }"))["me"]["id"]
+    ref = OrderRef(int(me), order["id"])
+    results = await asyncio.gather(*[
+        cancel_orders(state.sessions, state.scripts, [ref], "EXPIRED" if i % 2 else "CUSTOMER") for i in range(10)
+    ])
+    assert 1 == sum(len(r) for r in results)
+    assert (6, 6) == (await available(api, product), await pg_stock(pg, product))
+
+
+async def test_cancel_racing_persistence_releases_once(api: Api, make_product, pg, state, redis) -> None:
+    """A cancel of an order not yet persisted, racing the persistence job, releases its units once."""
+    product = await make_product(stock=5)
+    client = await buyer(api)
+    ids = [str((await place(client, (product, 1)))["order"]["id"]) for _ in range(3)]
+    cancels = [client(CANCEL, id=oid) for oid in ids]
+    persisting = [persist_orders(state.redis, state.scripts, state.sessions, ids) for _ in range(2)]
+    results = await asyncio.gather(*cancels, *persisting)
+    assert all(r["cancelOrder"]["order"]["status"] == "CANCELLED" for r in results[:3])
+    assert (5, 5) == (await available(api, product), await pg_stock(pg, product))
+    assert "0" == await redis.get(f"stock:held:{product['id']}")
+
+
+async def test_concurrent_rebuilders_write_one_value(api: Api, make_product, state, redis) -> None:
+    """Ten rebuilds of a missing counter at once agree, and the counter is right."""
+    product = await make_product(stock=9)
+    client = await buyer(api)
+    await place(client, (product, 2))
+    await redis.delete(keys.stock(product["id"]))
+    values = await asyncio.gather(*[state.stock.rebuild([int(product["id"])]) for _ in range(10)])
+    assert {7} == {v[int(product["id"])] for v in values}
+    assert "7" == await redis.get(keys.stock(product["id"]))
+
+
+async def test_rebuild_counts_orders_not_yet_persisted(api: Api, make_product, state, redis, pg,
+                                                       wait_persisted) -> None:
+    """A rebuild while an order waits for persistence subtracts its held units; after persistence it still holds."""
+    product = await make_product(stock=10)
+    client = await buyer(api)
+    await redis.set("persist:pending", "1", px=60_000)  # keep the job away; only the sweeper may persist
+    try:
+        order = (await place(client, (product, 3)))["order"]
+        await redis.delete(keys.stock(product["id"]))
+        assert 7 == await available(api, product)
+    finally:
+        await redis.delete("persist:pending")
+    await wait_persisted([order["id"]])
+    assert (7, 7) == (await available(api, product), await pg_stock(pg, product))
+
+
+async def test_rebuild_blocked_by_persistence_never_over_counts(api: Api, make_product, state, redis, stack,
+                                                                wait_persisted) -> None:
+    """A rebuild that runs while persistence holds the product row waits for it and never counts a unit twice."""
+    from db.engine import asyncpg_dsn
+
+    product = await make_product(stock=10)
+    client = await buyer(api)
+    holder = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        # Stall the persistence job's stock update on this row, as a slow transaction would.
+        await holder.execute("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", int(product["id"]))
+        order = (await place(client, (product, 4)))["order"]
+        await redis.delete(keys.stock(product["id"]))
+        rebuild = asyncio.create_task(state.stock.rebuild([int(product["id"])]))
+
+        async def persistence_waiting() -> bool:
+            return bool(await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"))
+
+        await eventually(persistence_waiting, timeout=20, message="someone to wait for the product row")
+        await tx.rollback()
+        rebuilt = (await rebuild)[int(product["id"])]
+    finally:
+        await holder.close()
+    await wait_persisted([order["id"]])
+    assert rebuilt <= 6
+    await eventually(lambda: _counter_is(redis, product, 6), timeout=10, message="counter 6 after persistence")
+    assert 6 == await available(api, product)
+
+
+async def _counter_is(redis, product: dict[str, Any], value: int) -> bool:
+    return await redis.get(keys.stock(product["id"])) == str(value)
