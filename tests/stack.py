@@ -24,7 +24,7 @@ from db.migrate import upgrade
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "tests" / "output"
+OUTPUT = Path(os.environ.get("RUSHCART_TEST_OUTPUT") or ROOT / "tests" / "output")
 
 # Short periods so periodic work is observable within a test's deadline.
 TEST_ENV = {
@@ -133,7 +133,7 @@ class Stack:
 
 
 def start_stack() -> Stack:
-    data_dir = ROOT / ".data" / "test"
+    data_dir = Path(os.environ.get("RUSHCART_DATA_DIR") or ROOT / ".data") / "test"
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     postgres = redis_server = None
