@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
+from db.order_transitions import publish_status
 from db.orders import STATUS_CACHE_SECONDS, OrderRecord
 
 log = logging.getLogger("rushcart.persistence")
@@ -41,10 +42,11 @@ async def persist_orders(
     scripts: Any,
     sessions: async_sessionmaker[AsyncSession],
     order_ids: Sequence[str],
-    after_insert: Any = None,
 ) -> PersistResult:
-    """Persist the given orders (ids from orders:topersist). `after_insert(session, records)` runs
-    inside the transaction for the orders this call inserted (payment events waiting for them)."""
+    """Persist the given orders (ids from orders:topersist), applying payment events that arrived
+    before them in the same transaction, so an order paid early is never expired afterwards."""
+    from db.payments import apply_waiting_for_orders
+
     async with redis.pipeline(transaction=False) as pipe:
         for oid in order_ids:
             pipe.hgetall(keys.order(oid))
@@ -72,6 +74,7 @@ async def persist_orders(
         }
         for r in records
     ]
+    paid: list[Any] = []
     async with sessions() as session, session.begin():
         inserted_rows = (
             await session.execute(
@@ -111,8 +114,7 @@ async def persist_orders(
                     for line in r.lines:
                         sold[line.product_id] += line.quantity
             await decrement_stock(session, sold)
-            if after_insert is not None:
-                await after_insert(session, inserted)
+            paid = await apply_waiting_for_orders(session, scripts, [r.id for r in inserted])
 
     async with redis.pipeline(transaction=False) as pipe:
         for r in records:
@@ -123,6 +125,8 @@ async def persist_orders(
                 client=pipe,
             )
         await pipe.execute()
+    for ref in paid:
+        await publish_status(scripts, ref, "PAID", None)
     return PersistResult(len(inserted), len(records) - len(inserted), len(missing))
 
 
@@ -149,7 +153,6 @@ async def persist_pending(
     sessions: async_sessionmaker[AsyncSession],
     batch_size: int,
     older_than_ms: int | None = None,
-    after_insert: Any = None,
 ) -> int:
     """Drain orders:topersist in batches of `batch_size`; returns orders inserted.
 
@@ -163,7 +166,7 @@ async def persist_pending(
             ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
         if not ids:
             return total
-        result = await persist_orders(redis, scripts, sessions, [_s(i) for i in ids], after_insert)
+        result = await persist_orders(redis, scripts, sessions, [_s(i) for i in ids])
         total += result.inserted
         if len(ids) < batch_size:
             return total

@@ -12,6 +12,7 @@ from db.accounts import Accounts, Viewer
 from db.carts import CartStore
 from db.catalog import Catalog, ProductRecord
 from db.errors import Forbidden, NotAuthenticated
+from db.events import EventHub
 from db.orders import Orders
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
@@ -32,6 +33,7 @@ class AppState:
     carts: CartStore
     orders: Orders
     enqueuer: JobEnqueuer
+    events: EventHub
     dev_mode: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -66,8 +68,20 @@ class RequestContext:
         self.available = DataLoader[int, int | None](load_fn=state.stock.available)
 
     @property
+    def connection_params(self) -> dict[str, Any]:
+        return self._connection_params
+
+    @connection_params.setter
+    def connection_params(self, value: dict[str, Any]) -> None:
+        # Set by the WebSocket protocol on connection_init; identity comes from it from then on.
+        self._connection_params = value if isinstance(value, dict) else {}
+        self._viewer_loaded = False
+        self._sid_checked = False
+
+    @property
     def bearer_token(self) -> str | None:
-        raw = _header(self._headers, "authorization") or self._connection_params.get("Authorization")
+        raw = (_header(self._headers, "authorization") or self._connection_params.get("Authorization")
+               or self._connection_params.get("authorization"))
         if not raw or not isinstance(raw, str):
             return None
         scheme, _, token = raw.partition(" ")

@@ -22,6 +22,7 @@ from strawberry.schema.config import StrawberryConfig
 from db.errors import RushcartError
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 
 __all__ = ["Limits", "build_schema", "sdl"]
 
@@ -57,6 +58,7 @@ def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )

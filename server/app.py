@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from resolvers.context import AppState, RequestContext
 from schema import Limits, build_schema
+from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
 from server.state import close_state, open_state, warm_state
+from server.webhooks import payment_webhook
 
 log = logging.getLogger("rushcart.app")
 FRONTEND = PROJECT_ROOT / "frontend-demo"
@@ -75,6 +78,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        keep_alive=True,
+        keep_alive_interval=15,
+        connection_init_wait_timeout=timedelta(seconds=10),
     )
 
     @contextlib.asynccontextmanager
@@ -92,8 +98,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/webhooks/payments", payment_webhook, methods=["POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
+    if settings.dev:
+        routes.append(Route("/dev/pay", dev_pay, methods=["POST"]))
     if Path(FRONTEND, "index.html").exists():
         routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True), name="demo"))
     return Starlette(routes=routes, lifespan=lifespan)

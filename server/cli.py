@@ -139,6 +139,40 @@ def cmd_worker(args: argparse.Namespace) -> None:
         run_worker(settings, burst=args.burst)
 
 
+async def _pay(settings: Settings, order_id: str, succeeded: bool, amount: int | None, url: str) -> str:
+    import httpx
+
+    from server.payment_provider import event_body
+    from server.state import close_state, open_state
+    from server.webhooks import SIGNATURE_HEADER, sign
+
+    state = open_state(settings)
+    try:
+        order = await state.orders.get(order_id, None)
+    finally:
+        await close_state(state)
+    if order is None:
+        raise SystemExit(f"no order {order_id}")
+    body = event_body(order, succeeded, amount)
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"{url.rstrip('/')}/webhooks/payments",
+            content=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(settings.payment_webhook_secret, body)},
+        )
+    return f"{response.status_code} {response.text}"
+
+
+def cmd_pay(args: argparse.Namespace) -> None:
+    from server.services import services
+
+    with services(_settings(), start=False) as settings:
+        if settings.secret_generated:
+            raise SystemExit("PAYMENT_WEBHOOK_SECRET is not set and no `rushcart dev` is running")
+        url = args.url or settings.public_base_url
+        print(asyncio.run(_pay(settings, args.order_id, not args.fail, args.amount, url)))
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     from server.services import forget_services, record_services, services
 
@@ -226,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="an RQ worker with the periodic jobs")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.set_defaults(func=cmd_worker)
+
+    pay = sub.add_parser("pay", help="send a signed payment event for an order to a running server")
+    pay.add_argument("order_id")
+    pay.add_argument("--fail", action="store_true", help="send payment.failed instead of payment.succeeded")
+    pay.add_argument("--amount", type=int, help="amount in cents (default: the order's total)")
+    pay.add_argument("--url", help="server base URL (default: PUBLIC_BASE_URL)")
+    pay.set_defaults(func=cmd_pay)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed", help="insert the demo catalogue").set_defaults(func=cmd_seed)

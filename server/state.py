@@ -10,6 +10,7 @@ from db.accounts import Accounts
 from db.carts import CartStore
 from db.catalog import Catalog
 from db.engine import make_engine, make_sessionmaker
+from db.events import EventHub
 from db.orders import Orders
 from db.scripts import Scripts
 from db.stock import StockCounters
@@ -18,12 +19,18 @@ from resolvers.context import AppState
 from server.settings import Settings
 
 
+def _client(url: str) -> aioredis.Redis:
+    # A burst waits for a free connection instead of failing with "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=256, timeout=10)
+    return aioredis.Redis(connection_pool=pool)
+
+
 def open_state(settings: Settings) -> AppState:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_sessionmaker(engine)
-    redis = aioredis.Redis.from_url(settings.redis_url, max_connections=256)
+    redis = _client(settings.redis_url)
     cache = (
-        aioredis.Redis.from_url(settings.cache_redis_url, max_connections=256)
+        _client(settings.cache_redis_url)
         if settings.cache_redis_url and settings.cache_redis_url != settings.redis_url
         else redis
     )
@@ -47,6 +54,7 @@ def open_state(settings: Settings) -> AppState:
         ),
         orders=Orders(redis, scripts, sessions, stock, settings.order_payment_ttl_seconds),
         enqueuer=JobEnqueuer(settings.redis_url),
+        events=EventHub(redis),
         dev_mode=settings.dev,
     )
 
@@ -54,9 +62,11 @@ def open_state(settings: Settings) -> AppState:
 async def warm_state(state: AppState) -> None:
     """Start-up work that would otherwise land on the first requests."""
     await asyncio.to_thread(state.enqueuer.warm)
+    await state.events.start()
 
 
 async def close_state(state: AppState) -> None:
+    await state.events.close()
     state.enqueuer.close()
     if state.cache is not state.redis:
         await state.cache.aclose()

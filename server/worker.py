@@ -32,6 +32,7 @@ def intervals(settings: Settings) -> dict[str, int]:
         "expire": settings.expiry_sweep_seconds,
         "persist_sweep": settings.persist_sweep_seconds,
         "cart_flush": settings.cart_flush_seconds,
+        "payment_sweep": settings.persist_sweep_seconds,
     }
 
 

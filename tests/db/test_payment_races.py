@@ -1,0 +1,70 @@
+"""A payment racing the expiry sweeper, with the interleaving forced both ways by a held row lock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from db.engine import asyncpg_dsn
+from db.order_transitions import OrderRef, cancel_orders
+from db.payments import PaymentEvent, apply_event, store_event
+from tests.api import Api
+from tests.conftest import unique
+from tests.resolvers.test_orders import READ, available, place
+from tests.stack import eventually
+
+
+async def waiting_for_locks(conn: asyncpg.Connection, count: int) -> bool:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )) >= count
+
+
+@pytest.mark.parametrize("first", ["payment", "expiry"])
+async def test_success_racing_expiry_ends_paid_or_refundable_never_both(
+    first: str, api: Api, make_product, pg, state, stack, wait_persisted
+) -> None:
+    """Whoever takes the order row first wins: PAID with no stock back, or CANCELLED + needsRefund with
+    stock back once."""
+    product = await make_product(stock=5, price_cents=700)
+    buyer = await api.register(f"{unique('racer')}@example.com")
+    order = (await place(buyer, (product, 2)))["order"]
+    await wait_persisted([order["id"]])
+    me = int((await buyer("{ me { id } }"))["me"]["id"])
+    event = PaymentEvent(id=unique("evt_race_"), type="payment.succeeded", order_id=order["id"], amount_cents=1400,
+                         currency="USD", created=int(time.time()), payload={})
+    assert await store_event(state.sessions, event)
+
+    def pay() -> Awaitable[Any]:
+        return apply_event(state.redis, state.scripts, state.sessions, event.id)
+
+    def expire() -> Awaitable[Any]:
+        return cancel_orders(state.sessions, state.scripts, [OrderRef(me, order["id"])], "EXPIRED")
+
+    order_of_arrival: list[Callable[[], Awaitable[Any]]] = [pay, expire] if first == "payment" else [expire, pay]
+    holder = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM orders WHERE customer_id = $1 AND id = $2::uuid FOR UPDATE",
+                             me, order["id"])
+        tasks = []
+        for n, step in enumerate(order_of_arrival, start=1):
+            tasks.append(asyncio.create_task(step()))
+            await eventually(lambda n=n: waiting_for_locks(holder, n), timeout=20, message=f"{n} waiter(s)")
+        await tx.rollback()
+        await asyncio.gather(*tasks)
+    finally:
+        await holder.close()
+    final = (await buyer(READ, id=order["id"]))["order"]
+    stock = await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    if first == "payment":
+        assert ("PAID", False, 3, 3) == (final["status"], final["needsRefund"], stock, await available(api, product))
+    else:
+        assert ("CANCELLED", "EXPIRED", True, 5, 5) == (
+            final["status"], final["cancelReason"], final["needsRefund"], stock, await available(api, product))
