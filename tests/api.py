@@ -35,7 +35,7 @@ class Api:
         return Api(self.url, token=token, session_id=session_id)
 
     async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
-        transport = HTTPXAsyncTransport(url=self.url, headers=self.headers(), timeout=30)
+        transport = HTTPXAsyncTransport(url=self.url, headers=self.headers(), timeout=60)
         client = Client(transport=transport)
         try:
             result = await client.execute_async(GraphQLRequest(query, variable_values=variables or None))
