@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -30,7 +30,18 @@ log = logging.getLogger("rushcart.app")
 FRONTEND = PROJECT_ROOT / "frontend-demo"
 
 
+# GraphiQL sends its headers editor's content over HTTP only; this makes its WebSocket send the
+# same headers as connection_init payload, so a signed-in subscription works from the explorer.
+_GRAPHIQL_WS_AUTH = """subscriptionUrl,
+        wsConnectionParams: () => {
+          try { return JSON.parse(localStorage.getItem("graphiql:headers") || "{}"); } catch (e) { return {}; }
+        },"""
+
+
 class RushcartGraphQL(GraphQL[RequestContext, None]):
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self.graphql_ide_html.replace("subscriptionUrl,\n", _GRAPHIQL_WS_AUTH + "\n", 1))
+
     async def get_context(self, request: Request | WebSocket, response: Response | None) -> RequestContext:  # type: ignore[override]
         state: AppState = request.app.state.rushcart
         return RequestContext(

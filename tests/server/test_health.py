@@ -27,6 +27,8 @@ async def test_graphiql_is_served_to_browsers(stack: Stack) -> None:
         response = await client.get(f"{stack.graphql_url}", headers={"Accept": "text/html"})
     assert 200 == response.status_code
     assert "graphiql" in response.text.lower()
+    # Subscriptions from GraphiQL carry the headers editor's Authorization in connection_init.
+    assert "wsConnectionParams" in response.text
 
 
 async def test_malformed_json_is_a_client_error_without_a_trace(stack: Stack) -> None:
