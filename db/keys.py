@@ -4,6 +4,7 @@ State Redis (never evicts, AOF on):
     stock:{pid}            int: units of product pid that can be reserved now. No TTL; rebuilt
                            from PostgreSQL when missing (db.stock).
     stock:held:{pid}       int: units of pid held by orders not yet persisted. No TTL.
+    stock:drift:{pid}      a difference the reconciler saw once and will repair if seen again. TTL 5 min.
     pinfo:{pid}            hash of the sale facts the reservation script needs: price, currency,
                            limit (max per customer, '' for none). No TTL; rewritten by every rebuild
                            and catalogue change.
@@ -47,6 +48,10 @@ def stock(product_id: int | str) -> str:
 
 def stock_held(product_id: int | str) -> str:
     return f"stock:held:{product_id}"
+
+
+def stock_drift(product_id: int | str) -> str:
+    return f"stock:drift:{product_id}"
 
 
 def product_info(product_id: int | str) -> str:

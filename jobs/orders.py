@@ -8,6 +8,7 @@ import time
 from db import keys
 from db.order_persistence import persist_pending
 from db.order_transitions import expire_due
+from db.stock import reconcile
 from jobs import runtime
 
 log = logging.getLogger("rushcart.jobs.orders")
@@ -47,5 +48,17 @@ def expire_unpaid_orders() -> int:
 
     async def body(rt: runtime.Runtime) -> int:
         return await expire_due(rt.sessions, rt.scripts)
+
+    return runtime.run(body)
+
+
+def reconcile_stock() -> int:
+    """Repair stock counters that drifted (confirmed on two runs); returns how many were repaired."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        repaired = await reconcile(rt.scripts, rt.sessions)
+        for product_id, drift in repaired.items():
+            log.error("stock counter of product %s was off by %+d; repaired from PostgreSQL", product_id, drift)
+        return len(repaired)
 
     return runtime.run(body)

@@ -115,3 +115,16 @@ async def test_rebuild_blocked_by_persistence_never_over_counts(api: Api, make_p
 
 async def _counter_is(redis, product: dict[str, Any], value: int) -> bool:
     return await redis.get(keys.stock(product["id"])) == str(value)
+
+
+async def test_reconciler_repairs_a_confirmed_drift_only(api: Api, make_product, state, redis) -> None:
+    """A counter off from PostgreSQL minus holds is repaired on the second run that sees it, not the first."""
+    from db.stock import reconcile
+
+    product = await make_product(stock=10)
+    pid = int(product["id"])
+    await redis.set(keys.stock(pid), 13)  # as if a release had been applied twice
+    first = await reconcile(state.scripts, state.sessions)
+    assert pid not in first and "13" == await redis.get(keys.stock(pid))
+    second = await reconcile(state.scripts, state.sessions)
+    assert (3, "10") == (second.get(pid), await redis.get(keys.stock(pid)))
