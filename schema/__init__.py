@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import strawberry
@@ -41,7 +41,9 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (GraphQLError, RushcartError))
 
 
-def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
+def build_schema(
+    limits: Limits = Limits(), extra_extensions: Sequence[Callable[[], SchemaExtension]] = ()
+) -> strawberry.Schema:
     # Rule classes are made once: ValidationCache keys on them, so per-request classes would
     # never hit the cache. Extensions themselves are factories, one instance per request.
     rules: list[type[ASTValidationRule]] = [depth_rule(limits.max_depth, None), alias_rule(limits.max_aliases)]
@@ -54,6 +56,7 @@ def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         lambda: MaskErrors(should_mask_error=_should_mask),
+        *extra_extensions,
     ]
     return strawberry.Schema(
         query=Query,

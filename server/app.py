@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from resolvers.context import AppState, RequestContext
 from schema import Limits, build_schema
+from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
 from server.state import close_state, open_state, warm_state
@@ -83,7 +85,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
             introspection=settings.introspection,
-        )
+        ),
+        extra_extensions=[MetricsExtension],
     )
     graphql = RushcartGraphQL(
         schema,
@@ -100,14 +103,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.rushcart = state
         app.state.settings = settings
         await warm_state(state)
+        app.state.metrics_registry = registry_for(settings.redis_url)
+        gauge_task = asyncio.create_task(publish_subscriber_count(state.events))
         try:
             yield
         finally:
+            gauge_task.cancel()
             await close_state(state)
 
     routes: list[Any] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/webhooks/payments", payment_webhook, methods=["POST"]),
         WebSocketRoute("/graphql", graphql),

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,6 +119,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
             REDIS_URL=settings.redis_url,
             PAYMENT_WEBHOOK_SECRET=settings.payment_webhook_secret,
         )
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Set before any worker imports prometheus_client, so all processes share their samples.
+            metrics_dir = Path(settings.rushcart_data_dir) / "metrics" / f"serve-{args.port}"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         uvicorn.run(
             "server.app:create_app",
             factory=True,

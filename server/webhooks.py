@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from db.payments import EVENT_TYPES, PaymentEvent, store_event
 from jobs import queues
 from resolvers.context import AppState
+from server.metrics import WEBHOOKS
 
 log = logging.getLogger("rushcart.webhooks")
 
@@ -140,5 +141,7 @@ async def payment_webhook(request: Request) -> Response:
         body = await _read_body(request)
         status, answer = await receive(state, secret, body, request.headers.get(SIGNATURE_HEADER))
     except WebhookError as exc:
+        WEBHOOKS.labels(f"rejected_{exc.status}").inc()
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+    WEBHOOKS.labels(answer["status"]).inc()
     return JSONResponse(answer, status_code=status)
