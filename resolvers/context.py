@@ -64,8 +64,21 @@ class RequestContext:
         self._viewer: Viewer | None = None
         self._sid_checked = False
         self._sid: str | None = None
-        self.products = DataLoader[int, ProductRecord | None](load_fn=state.catalog.get_many)
-        self.available = DataLoader[int, int | None](load_fn=state.stock.available)
+        self._products: DataLoader[int, ProductRecord | None] | None = None
+        self._available: DataLoader[int, int | None] | None = None
+
+    # Loaders are made on first use: most buy requests never read a product.
+    @property
+    def products(self) -> DataLoader[int, ProductRecord | None]:
+        if self._products is None:
+            self._products = DataLoader(load_fn=self.state.catalog.get_many)
+        return self._products
+
+    @property
+    def available(self) -> DataLoader[int, int | None]:
+        if self._available is None:
+            self._available = DataLoader(load_fn=self.state.stock.available)
+        return self._available
 
     @property
     def connection_params(self) -> dict[str, Any]:

@@ -131,8 +131,7 @@ class Mutation:
     @strawberry.mutation(description="the caller's cart -> an order")
     async def checkout(self, info: Ctx, idempotency_key: str) -> CheckoutPayload:
         async def body() -> CheckoutPayload:
-            return CheckoutPayload(order=await build_order(info.context, await orders.checkout(info.context,
-                                                                                               idempotency_key)))
+            return CheckoutPayload(order=build_order(await orders.checkout(info.context, idempotency_key)))
 
         return await payload_or_errors(CheckoutPayload, body)
 
@@ -142,13 +141,13 @@ class Mutation:
             record = await orders.place_order(
                 info.context, [(line.product_id, line.quantity) for line in lines], idempotency_key
             )
-            return CheckoutPayload(order=await build_order(info.context, record))
+            return CheckoutPayload(order=build_order(record))
 
         return await payload_or_errors(CheckoutPayload, body)
 
     @strawberry.mutation(description="only while PENDING")
     async def cancel_order(self, info: Ctx, id: strawberry.ID) -> OrderPayload:
         async def body() -> OrderPayload:
-            return OrderPayload(order=await build_order(info.context, await orders.cancel(info.context, id)))
+            return OrderPayload(order=build_order(await orders.cancel(info.context, id)))
 
         return await payload_or_errors(OrderPayload, body)

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import Enum
 
 import strawberry
+from strawberry.types import Info
 
 from db.orders import OrderRecord
 from resolvers.context import RequestContext
@@ -41,7 +42,20 @@ class Order:
     status: OrderStatus
     cancel_reason: CancelReason | None
     needs_refund: bool = strawberry.field(description="money arrived for an order that was already cancelled")
-    lines: list[OrderLine]
+    record: strawberry.Private[OrderRecord]
+
+    @strawberry.field
+    async def lines(self, info: Info[RequestContext, None]) -> list[OrderLine]:
+        # Resolved only when asked for: a buyer who only wants the status costs no product lookups.
+        ids = [line.product_id for line in self.record.lines]
+        products = await info.context.products.load_many(ids)
+        return [
+            OrderLine(product=Product.from_record(product), quantity=line.quantity,
+                      unit_price_cents=line.unit_price_cents)
+            for line, product in zip(self.record.lines, products, strict=True)
+            if product is not None
+        ]
+
     total_cents: int
     currency: str
     created_at: datetime
@@ -76,34 +90,21 @@ class OrderPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-async def build_orders(ctx: RequestContext, records: list[OrderRecord]) -> list[Order]:
-    product_ids = sorted({line.product_id for r in records for line in r.lines})
-    products = dict(zip(product_ids, await ctx.products.load_many(product_ids), strict=True))
-    built = []
-    for r in records:
-        lines = [
-            OrderLine(product=Product.from_record(product), quantity=line.quantity,
-                      unit_price_cents=line.unit_price_cents)
-            for line in r.lines
-            if (product := products.get(line.product_id)) is not None
-        ]
-        built.append(
-            Order(
-                id=strawberry.ID(r.id),
-                status=OrderStatus(r.status),
-                cancel_reason=CancelReason(r.cancel_reason) if r.cancel_reason else None,
-                needs_refund=r.needs_refund,
-                lines=lines,
-                total_cents=r.total_cents,
-                currency=r.currency,
-                created_at=r.created_at,
-                expires_at=r.expires_at,
-                paid_at=r.paid_at,
-                cancelled_at=r.cancelled_at,
-            )
-        )
-    return built
+def build_orders(records: list[OrderRecord]) -> list[Order]:
+    return [build_order(r) for r in records]
 
 
-async def build_order(ctx: RequestContext, record: OrderRecord) -> Order:
-    return (await build_orders(ctx, [record]))[0]
+def build_order(r: OrderRecord) -> Order:
+    return Order(
+        id=strawberry.ID(r.id),
+        status=OrderStatus(r.status),
+        cancel_reason=CancelReason(r.cancel_reason) if r.cancel_reason else None,
+        needs_refund=r.needs_refund,
+        record=r,
+        total_cents=r.total_cents,
+        currency=r.currency,
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        paid_at=r.paid_at,
+        cancelled_at=r.cancelled_at,
+    )

@@ -44,12 +44,12 @@ class Query:
     @strawberry.field(description="null unless the caller owns it (or is staff)")
     async def order(self, info: Ctx, id: strawberry.ID) -> Order | None:
         record = await orders.order(info.context, id)
-        return await build_order(info.context, record) if record else None
+        return build_order(record) if record else None
 
     @strawberry.field(description="the caller's, newest first")
     async def orders(self, info: Ctx, first: int | None = 20, after: str | None = None) -> OrderConnection:
         page = await orders.orders(info.context, 20 if first is None else first, after)
-        nodes = await build_orders(info.context, page.items)
+        nodes = build_orders(page.items)
         edges = [OrderEdge(cursor=orders.order_cursor(r), node=n) for r, n in zip(page.items, nodes, strict=True)]
         return OrderConnection(
             edges=edges,
