@@ -64,6 +64,8 @@ class Settings:
     max_aliases: int = 15
     max_tokens: int = 2000
     db_pool_size: int = 10
+    login_attempts_per_window: int = 10
+    login_window_seconds: int = 300
     public_base_url: str = "http://127.0.0.1:8000"
     secret_generated: bool = field(default=False, compare=False)
 
@@ -127,6 +129,8 @@ class Settings:
             max_aliases=_int(env, "MAX_ALIASES", 15, 1),
             max_tokens=_int(env, "MAX_TOKENS", 2000, 50),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1),
+            login_attempts_per_window=_int(env, "LOGIN_ATTEMPTS_PER_WINDOW", 10, 1),
+            login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1),
             public_base_url=env.get("PUBLIC_BASE_URL", cls.public_base_url),
         )
 

@@ -44,7 +44,14 @@ def open_state(settings: Settings) -> AppState:
         scripts=scripts,
         stock=stock,
         catalog=Catalog(sessions, cache, stock, settings.product_cache_ttl_seconds),
-        accounts=Accounts(sessions, redis, settings.token_ttl_seconds, settings.session_ttl_seconds),
+        accounts=Accounts(
+            sessions,
+            redis,
+            settings.token_ttl_seconds,
+            settings.session_ttl_seconds,
+            settings.login_attempts_per_window,
+            settings.login_window_seconds,
+        ),
         carts=CartStore(
             redis,
             scripts,
