@@ -1,0 +1,119 @@
+// GraphQL over HTTP and the shopper's identity: a bearer token when signed in, a guest session
+// id otherwise. Both are kept in localStorage so a reload keeps the cart and the sign-in.
+
+const TOKEN_KEY = "rushcart.token";
+const SESSION_KEY = "rushcart.sessionId";
+const EMAIL_KEY = "rushcart.email";
+
+export const GRAPHQL_PATH = "/graphql";
+
+function read(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null; // storage disabled: the page still works for this visit
+  }
+}
+
+function write(key, value) {
+  try {
+    if (value == null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {
+    /* storage disabled */
+  }
+}
+
+export const identity = {
+  get token() { return read(TOKEN_KEY); },
+  set token(value) { write(TOKEN_KEY, value); },
+  get sessionId() { return read(SESSION_KEY); },
+  set sessionId(value) { write(SESSION_KEY, value); },
+  get email() { return read(EMAIL_KEY); },
+  set email(value) { write(EMAIL_KEY, value); },
+  get signedIn() { return Boolean(read(TOKEN_KEY)); },
+};
+
+// A request that did not produce data: the network failed, the server answered with an HTTP
+// error, or GraphQL put errors at the top level (malformed request or a bug on the server).
+export class ApiError extends Error {
+  constructor(message, { status = 0, errors = [] } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.errors = errors;
+  }
+}
+
+export function authHeaders() {
+  const headers = {};
+  const token = identity.token;
+  const sid = identity.sessionId;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (sid) headers["X-Session-Id"] = sid;
+  return headers;
+}
+
+export async function graphql(query, variables = {}) {
+  let response;
+  try {
+    response = await fetch(GRAPHQL_PATH, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", ...authHeaders() },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch {
+    throw new ApiError("Can't reach the shop right now. Check your connection and try again.");
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    /* not JSON: handled below */
+  }
+  if (body && Array.isArray(body.errors) && body.errors.length) {
+    throw new ApiError(body.errors.map((e) => e.message).join("; "), {
+      status: response.status,
+      errors: body.errors,
+    });
+  }
+  if (!response.ok || !body || !body.data) {
+    throw new ApiError(`The shop answered with an error (HTTP ${response.status}). Please try again.`, {
+      status: response.status,
+    });
+  }
+  return body.data;
+}
+
+// The dev-only payment stand-in: POST /dev/pay {"orderId", "outcome": "succeeded" | "failed"} -> 202.
+export async function devPay(orderId, outcome) {
+  let response;
+  try {
+    response = await fetch("/dev/pay", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", ...authHeaders() },
+      body: JSON.stringify({ orderId, outcome }),
+    });
+  } catch {
+    throw new ApiError("Can't reach the shop right now. Check your connection and try again.");
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    /* the body is informative only */
+  }
+  const detail = body && (body.error || body.detail);
+  // Without the route (production), the static site answers 404/405 with no JSON error.
+  if ((response.status === 404 || response.status === 405) && !detail) {
+    throw new ApiError("Test payments are not available on this server (development mode only).", {
+      status: response.status,
+    });
+  }
+  if (!response.ok) {
+    throw new ApiError(detail ? `Payment was not sent: ${detail}` : `Payment was not sent (HTTP ${response.status}).`, {
+      status: response.status,
+    });
+  }
+  return body;
+}

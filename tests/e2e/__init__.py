@@ -1,0 +1,1 @@
+"""Browser tests of the demo storefront (Playwright + the system Chromium)."""
