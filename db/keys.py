@@ -19,6 +19,7 @@ State Redis (never evicts, AOF on):
     orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
     orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
     persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
+    persist:lock           held by the one job draining orders:topersist. TTL 10 s, renewed per batch.
     session:{sid}          "1": a server-issued guest session. TTL SESSION_TTL_SECONDS, refreshed on use.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
     ratelimit:login:{email}  failed sign-ins in the current window. TTL the window.
@@ -76,6 +77,7 @@ def orders_inflight(customer_id: int) -> str:
 
 ORDERS_TO_PERSIST = "orders:topersist"
 PERSIST_PENDING = "persist:pending"
+PERSIST_LOCK = "persist:lock"
 
 
 def session(sid: str) -> str:

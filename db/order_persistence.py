@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,13 +153,17 @@ async def persist_pending(
     sessions: async_sessionmaker[AsyncSession],
     batch_size: int,
     older_than_ms: int | None = None,
+    before_batch: Callable[[], Awaitable[Any]] | None = None,
 ) -> int:
     """Drain orders:topersist in batches of `batch_size`; returns orders inserted.
 
-    `older_than_ms` limits the run to ids queued before that time (the sweeper's view).
+    `older_than_ms` limits the run to ids queued before that time (the sweeper's view);
+    `before_batch` runs before each batch (the caller renews its lock there).
     """
     total = 0
     while True:
+        if before_batch is not None:
+            await before_batch()
         if older_than_ms is None:
             ids = await redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)
         else:

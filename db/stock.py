@@ -73,7 +73,8 @@ class StockCounters:
                                                                         "limit": limit})
 
     async def set_initial(self, product_id: int, stock: int) -> None:
-        await self._redis.set(keys.stock(product_id), stock)
+        # NX: an order may already have rebuilt the counter from the committed row and reserved from it.
+        await self._redis.set(keys.stock(product_id), stock, nx=True)
 
     async def adjust_in_transaction(self, session: AsyncSession, product_id: int, delta: int) -> int | None:
         """Apply `delta` to the counter while the caller's transaction holds the product row lock.
