@@ -7,13 +7,14 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: dev test test-all lint schema bench clean help
+.PHONY: dev test test-all lint schema bench bench-quick clean help
 
 help:
 	@echo "make dev       embedded PostgreSQL + Redis, migrations, demo data, API on :8000 and a worker"
 	@echo "make test      lint, type-check and the test suite against real PostgreSQL and Redis"
 	@echo "make test-all  the suite including slow load tests"
 	@echo "make schema    re-export schema/schema.graphql from the code"
+	@echo "make bench     the flash-sale benchmark: rushcart vs a bare-Lua ceiling vs a row-lock baseline"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
@@ -37,6 +38,15 @@ test-all: lint
 
 schema: $(STAMP)
 	$(BIN)/python -c "import schema; open('schema/schema.graphql', 'w').write(schema.sdl())"
+
+# The flash-sale benchmark (bench/README.md): its own stack under .data/bench, ~2 minutes.
+# Pass flags through BENCH_ARGS, e.g. make bench BENCH_ARGS="--rounds 3 --duration 10".
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# A smoke run of every variant in well under a minute; figures too short to quote.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --duration 4 --warmup 0.5 --buyers 40 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

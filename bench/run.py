@@ -1,0 +1,168 @@
+"""The flash-sale benchmark: `python -m bench.run` (what `make bench` runs); `--help` lists the knobs.
+
+One run: a fresh stack (bench.stack), buyers registered through the API (bench.seed), then for
+each round and each variant (bench.variant) a fresh sale, a burst from a separate load process
+(bench.load), the drain of the persistence backlog (bench.drain) and the invariant check
+(bench.invariants); at the end the table, the ratios (bench.report) and
+bench/results/<timestamp>.json. Exit status 1 on any violation, 2 if the stack failed, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import httpx
+
+from bench import report
+from bench.seed import STAFF_EMAIL, STAFF_PASSWORD, Buyer, GraphQL, SeedError, register_buyers, staff_token
+from bench.stack import ROOT, BenchStack, StackError
+from bench.variant import Setting, run_variant
+from server.embedded import EmbeddedError
+
+VARIANTS = ("rushcart", "ceiling", "baseline")
+RESULTS = ROOT / "bench" / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--duration", type=float, default=15, help="seconds of load per variant")
+    p.add_argument("--requests", type=int, default=0, help="requests per variant instead of --duration (0: off)")
+    p.add_argument("--warmup", type=float, default=1, help="seconds of load on a separate product first (0: none)")
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (one connection each)")
+    p.add_argument("--processes", type=int, default=2, help="API server processes per variant")
+    p.add_argument("--workers", type=int, default=2, help="RQ worker processes")
+    p.add_argument("--buyers", type=int, default=200, help="registered buyers (argon2: ~0.1 s of CPU each)")
+    p.add_argument("--products", type=int, default=5, help="products in each sale")
+    p.add_argument("--stock", type=int, default=2000, help="units of each product")
+    p.add_argument("--max-per-customer", type=int, default=0, help="purchase limit per buyer and product (0: none)")
+    p.add_argument("--max-quantity", type=int, default=2, help="units per order: 1 to this")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--rounds", type=int, default=1, help="repeat every variant; the table shows medians")
+    p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="HTTP client of the load generator")
+    p.add_argument("--answer", choices=("minimal", "lines"), default="minimal",
+                   help="placeOrder selection: the order's id, status, total (as the ceiling), or also its lines")
+    p.add_argument("--register-concurrency", type=int, default=8, help="registrations in flight")
+    p.add_argument("--timeout", type=float, default=30, help="seconds before a request counts as failed")
+    p.add_argument("--drain-timeout", type=float, default=120, help="seconds to wait for the backlog to drain")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
+    p.add_argument("--data-dir", type=Path,
+                   default=Path(os.environ.get("RUSHCART_DATA_DIR") or ROOT / ".data") / "bench",
+                   help="where the embedded PostgreSQL and Redis and the logs live (wiped each run)")
+    args = p.parse_args(argv)
+    args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(args.variant_list) - set(VARIANTS)
+    if unknown or not args.variant_list:
+        p.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    for name in ("concurrency", "processes", "buyers", "products", "stock", "max_quantity", "rounds"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.workers < 1 and {"rushcart", "ceiling"} & set(args.variant_list):
+        p.error("--workers must be at least 1: rushcart and ceiling persist through the workers")
+    args.seed = args.seed or random.randrange(1, 1 << 30)
+    return args
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def prepare(api_urls: list[str], args: argparse.Namespace, run_id: str) -> tuple[str, list[Buyer]]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        apis = [GraphQL(client, url) for url in api_urls]
+        token = await staff_token(apis[0])
+        started = time.monotonic()
+        buyers = await register_buyers(apis, args.buyers, f"buyer-{run_id}", args.register_concurrency)
+        say(f"registered {len(buyers)} buyers in {time.monotonic() - started:.1f}s")
+    return token, buyers
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> NoReturn:
+    # The same clean-up path as Ctrl-C: `finally` stops every process this run started.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    stack = BenchStack(args.data_dir)
+    runs: list[report.VariantRun] = []
+    try:
+        say(f"bench {run_id}: PostgreSQL and Redis under {args.data_dir}")
+        stack.start_storage()
+        stack.run_cli("user", "create", "--email", STAFF_EMAIL, "--password", STAFF_PASSWORD, "--staff")
+        servers = ["rushcart", *(v for v in args.variant_list if v != "rushcart")]
+        say(f"starting {args.processes} server processes each for {', '.join(servers)} and {args.workers} workers")
+        ports = stack.start_servers(servers, args.processes)
+        stack.start_workers(args.workers)
+        staff, buyers = asyncio.run(
+            prepare([f"http://127.0.0.1:{p}/graphql" for p in ports["rushcart"]], args, run_id))
+        setting = Setting(
+            stack=stack, run_id=run_id, ports=ports, staff_token=staff, buyers=buyers, products=args.products,
+            stock=args.stock, max_per_customer=args.max_per_customer or None, max_quantity=args.max_quantity,
+            duration=args.duration, requests=args.requests, warmup=args.warmup, concurrency=args.concurrency,
+            timeout=args.timeout, drain_timeout=args.drain_timeout, client=args.client, answer=args.answer,
+            seed=args.seed,
+        )
+        for round_ in range(args.rounds):
+            # Variants interleaved round by round, so that a slow minute hurts all of them alike.
+            for variant in args.variant_list:
+                run = asyncio.run(run_variant(setting, variant, round_))
+                say(f"  {variant}: {run.requests_per_s:,.0f} req/s (per second: {report.spread(run)}), "
+                    f"p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
+                    f"drain {report.fmt(run.drain_s, 2)} s, invariants {'ok' if run.ok else 'VIOLATED'}")
+                runs.append(run)
+    except KeyboardInterrupt:
+        say("interrupted; stopping everything")
+        return 130
+    except (StackError, SeedError, EmbeddedError) as exc:
+        say(f"bench failed: {exc} (logs in {stack.log_dir})")
+        return 2
+    finally:
+        # A second Ctrl-C must not cut the clean-up short and leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    return finish(args, run_id, runs)
+
+
+def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun]) -> int:
+    found = report.ratios(runs, args.variant_list)
+    limit = args.max_per_customer or "none"
+    load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
+    print(f"\nflash sale: {args.products} products x {args.stock} units (limit per buyer: {limit}), "
+          f"{args.buyers} buyers, concurrency {args.concurrency}, {args.processes} API processes, "
+          f"{args.workers} workers, {load} per variant, {args.rounds} round(s)"
+          f"{' (medians)' if args.rounds > 1 else ''}\n")
+    print(report.table(runs, args.variant_list))
+    print()
+    for line in report.ratio_lines(found):
+        print(line)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{run_id}.json"
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    path.write_text(json.dumps({
+        "run_id": run_id, "settings": settings,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "runs": [r.to_json() for r in runs], "ratios": found,
+    }, indent=1))
+    print(f"\nresults: {path.relative_to(ROOT)}")
+    problems = report.violations(runs)
+    for problem in problems:
+        print(f"INVARIANT VIOLATED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
