@@ -54,8 +54,10 @@ class RequestContext:
         cookies: dict[str, str] | None = None,
         response: Any = None,
         connection_params: dict[str, Any] | None = None,
+        websocket: bool = False,
     ) -> None:
         self.state = state
+        self.websocket = websocket
         self.response = response
         self._headers = headers
         self._cookies = cookies or {}

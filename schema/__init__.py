@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import strawberry
@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.graphql import OperationType
 
 from db.errors import RushcartError
 from schema.mutation import Mutation
@@ -33,6 +34,21 @@ class Limits:
     max_aliases: int = 15
     max_tokens: int = 2000
     introspection: bool = True
+
+
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """A subscription sent over plain HTTP gets a clear error instead of a null-field failure."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if (
+            self.execution_context.operation_type == OperationType.SUBSCRIPTION
+            and not getattr(context, "websocket", True)
+        ):
+            raise GraphQLError(
+                "subscriptions are served over WebSocket on /graphql (graphql-transport-ws or graphql-ws)"
+            )
+        yield
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -51,6 +67,7 @@ def build_schema(
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        SubscriptionsOverWebSocket,
         lambda: AddValidationRules(rules),
         # Parsing and validating a document is most of a request's CPU; both are pure, so cache them.
         lambda: ParserCache(maxsize=1024),

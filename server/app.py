@@ -51,6 +51,7 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
             headers=request.headers,
             cookies=request.cookies,
             response=response,
+            websocket=isinstance(request, WebSocket),
         )
 
 

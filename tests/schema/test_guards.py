@@ -52,3 +52,11 @@ async def test_unexpected_errors_are_masked(stack) -> None:
             "query": "query($id: ID!) { product(id: $id) { id } }", "variables": {"id": {"x": 1}}})
     body = response.json()
     assert body["errors"] and "Traceback" not in response.text
+
+
+async def test_subscriptions_over_http_get_a_clear_error(stack) -> None:
+    """A subscription posted over HTTP says where subscriptions are served."""
+    async with httpx.AsyncClient() as client:
+        response = await client.post(stack.graphql_url, json={
+            "query": 'subscription { productStock(productId: "1") { available } }'})
+    assert "served over WebSocket" in response.json()["errors"][0]["message"]
