@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
 from db.errors import EmailTaken, InvalidCredentials, RateLimited
+
+# A resolved token is trusted this long without asking Redis; a logout anywhere reaches every
+# process through pub/sub at once, so this bounds staleness only when pub/sub itself is down.
+TOKEN_CACHE_SECONDS = 5.0
+TOKEN_CACHE_SIZE = 100_000
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a sign-in for an unknown email as slow as one for a known email.
@@ -56,6 +63,8 @@ class Accounts:
         self.session_ttl_seconds = session_ttl_seconds
         self._attempts = login_attempts_per_window
         self._window = login_window_seconds
+        # token key -> (viewer, valid until): saves a Redis round trip on every signed-in request.
+        self._token_cache: dict[str, tuple[Viewer, float]] = {}
 
     async def create_customer(self, email: str, password: str, is_staff: bool = False) -> CustomerRecord:
         # argon2 is deliberately slow (tens of ms of CPU): keep it off the event loop.
@@ -122,14 +131,36 @@ class Accounts:
         return token
 
     async def resolve_token(self, token: str) -> Viewer | None:
-        raw = await self._redis.get(keys.token(token))
+        key = keys.token(token)
+        cached = self._token_cache.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        raw = await self._redis.get(key)
         if raw is None:
             return None
         customer_id, staff = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
-        return Viewer(int(customer_id), staff == "1")
+        viewer = Viewer(int(customer_id), staff == "1")
+        if len(self._token_cache) >= TOKEN_CACHE_SIZE:
+            self._token_cache.pop(next(iter(self._token_cache)))
+        self._token_cache[key] = (viewer, time.monotonic() + TOKEN_CACHE_SECONDS)
+        return viewer
 
     async def revoke_token(self, token: str) -> bool:
-        return bool(await self._redis.delete(keys.token(token)))
+        key = keys.token(token)
+        self._token_cache.pop(key, None)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            # Every server process drops its cached copy (see on_token_event).
+            pipe.publish(keys.TOKENS_CHANNEL, json.dumps({"revoked": key}))
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    def on_token_event(self, event: dict[str, Any] | None) -> None:
+        """Revocations published by any process; None (events may be lost) drops the whole cache."""
+        if event is None:
+            self._token_cache.clear()
+        else:
+            self._token_cache.pop(str(event.get("revoked")), None)
 
     async def start_session(self) -> str:
         sid = secrets.token_urlsafe(24)  # 192 random bits

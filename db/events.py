@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis.exceptions
@@ -69,6 +70,12 @@ class EventHub:
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._watchers: dict[str, list[Callable[[dict[str, Any] | None], None]]] = {}
+
+    def watch(self, channel: str, callback: Callable[[dict[str, Any] | None], None]) -> None:
+        """Call `callback(event)` for every event on `channel` for the life of the hub, and
+        `callback(None)` when events may have been missed (a lost connection). Register before start()."""
+        self._watchers.setdefault(channel, []).append(callback)
 
     @property
     def subscriber_count(self) -> int:
@@ -80,7 +87,7 @@ class EventHub:
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
-        await self._pubsub.subscribe(HUB_CHANNEL)
+        await self._pubsub.subscribe(HUB_CHANNEL, *self._watchers)
         self._task = asyncio.create_task(self._read(), name="rushcart-event-hub")
 
     async def close(self) -> None:
@@ -138,6 +145,9 @@ class EventHub:
                 for listeners in list(self._listeners.values()):
                     for listener in list(listeners):
                         listener.push(RESYNC)
+                for callbacks in self._watchers.values():
+                    for callback in callbacks:
+                        callback(None)
                 continue
             if message is None:
                 continue
@@ -157,3 +167,5 @@ class EventHub:
                 continue
             for listener in list(self._listeners.get(channel, ())):
                 listener.push(event)
+            for callback in self._watchers.get(channel, ()):
+                callback(event)

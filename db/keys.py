@@ -36,6 +36,7 @@ Cache Redis (may evict):
 Pub/sub channels (state Redis):
     events:stock:{pid}     JSON {"productId", "available", "at"} after every change of stock:{pid}.
     events:order:{oid}     JSON {"orderId", "status", "cancelReason", "at"} after every status change.
+    events:tokens          JSON {"revoked": "token:<digest>"} when a bearer token is revoked (logout).
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ CARTS_DIRTY = "carts:dirty"
 
 def product(product_id: int | str) -> str:
     return f"product:{product_id}"
+
+
+TOKENS_CHANNEL = "events:tokens"
 
 
 def stock_channel(product_id: int | str) -> str:

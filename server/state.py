@@ -6,6 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from db import keys
 from db.accounts import Accounts
 from db.carts import CartStore
 from db.catalog import Catalog
@@ -69,6 +70,7 @@ def open_state(settings: Settings) -> AppState:
 async def warm_state(state: AppState) -> None:
     """Start-up work that would otherwise land on the first requests."""
     await asyncio.to_thread(state.enqueuer.warm)
+    state.events.watch(keys.TOKENS_CHANNEL, state.accounts.on_token_event)
     await state.events.start()
 
 

@@ -103,10 +103,11 @@ def make_product(staff: Api):
 async def state(stack: Stack) -> AsyncIterator[Any]:
     """The server's own stores, opened in the test process against the same PostgreSQL and Redis."""
     from server.settings import Settings
-    from server.state import close_state, open_state
+    from server.state import close_state, open_state, warm_state
 
     settings = Settings.from_env({**stack.env})
     app_state = open_state(settings)
+    await warm_state(app_state)
     yield app_state
     await close_state(app_state)
 

@@ -110,3 +110,20 @@ async def test_start_session_issues_random_ids_and_a_cookie(stack: Stack) -> Non
     assert 5 == len(set(ids)) and all(len(i) >= 32 for i in ids)
     cookie = responses[0].headers["set-cookie"]
     assert f"sid={ids[0]}" in cookie and "HttpOnly" in cookie
+
+
+async def test_logout_reaches_every_process_at_once(api: Api, email: str, state) -> None:
+    """A token another process has cached stops working there as soon as it is logged out."""
+    from tests.stack import eventually
+
+    signed_in = await api.register(email)
+    assert signed_in.token is not None
+    cached = await state.accounts.resolve_token(signed_in.token)
+    assert cached is not None
+    await signed_in("mutation { logout }")
+
+    async def forgotten() -> bool:
+        return await state.accounts.resolve_token(signed_in.token) is None
+
+    # Well inside the 5 s the cache would otherwise trust it.
+    await eventually(forgotten, timeout=2, message="the other process to drop the revoked token")
