@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
-from db.order_transitions import publish_status
+from db.order_transitions import lock_products, publish_status
 from db.orders import STATUS_CACHE_SECONDS, OrderRecord
 
 log = logging.getLogger("rushcart.persistence")
@@ -93,6 +93,10 @@ async def persist_orders(
         inserted_ids = {str(row.id) for row in inserted_rows}
         inserted = [r for r in records if r.id in inserted_ids]
         if inserted:
+            # Lock every product row FOR UPDATE (in id order) before the items' foreign keys take
+            # KEY SHARE on them: two batches that each held KEY SHARE and then asked for FOR UPDATE
+            # would deadlock.
+            await lock_products(session, {line.product_id for r in inserted for line in r.lines})
             items = [
                 {"customer_id": r.customer_id, "order_id": r.id, "product_id": line.product_id,
                  "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
@@ -131,13 +135,10 @@ async def persist_orders(
 
 
 async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
+    """Take sold units off products.stock; the caller holds the rows (lock_products)."""
     if not sold:
         return
     pids = sorted(sold)
-    # Lock rows in id order so concurrent batches and cancellations cannot deadlock.
-    await session.execute(
-        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": pids}
-    )
     await session.execute(
         text(
             "UPDATE products p SET stock = p.stock - s.qty FROM unnest(CAST(:ids AS bigint[]), "

@@ -46,6 +46,13 @@ async def publish_status(
     )
 
 
+async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
+    """FOR UPDATE on product rows, always in id order, so concurrent writers cannot deadlock."""
+    await session.execute(
+        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": sorted(product_ids)}
+    )
+
+
 async def cancel_in_session(
     session: AsyncSession, scripts: Any, refs: Sequence[OrderRef], reason: str
 ) -> list[OrderRef]:
@@ -81,9 +88,7 @@ async def cancel_in_session(
         per_order[str(item.order_id)].append((item.product_id, item.quantity))
         returned[item.product_id] += item.quantity
     pids = sorted(returned)
-    await session.execute(
-        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": pids}
-    )
+    await lock_products(session, set(pids))
     await session.execute(
         text(
             "UPDATE products p SET stock = p.stock + s.qty FROM unnest(CAST(:ids AS bigint[]), "
@@ -127,7 +132,7 @@ async def expire_due(sessions: async_sessionmaker[AsyncSession], scripts: Any, b
 
 async def ensure_persisted(redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:
     """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
-    from db.order_persistence import persist_orders
+    from db.order_persistence import persist_orders  # it imports this module
 
     if await redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
         await persist_orders(redis, scripts, sessions, [order_id])
