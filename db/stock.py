@@ -5,14 +5,16 @@ the Redis counter additionally subtracts what orders not yet persisted hold (`st
 
 A missing counter (Redis restart, flush) is rebuilt lazily. The rebuild reads the product row
 FOR SHARE, which waits for any transaction that is changing the row (persistence, release,
-restock) to commit, and blocks new ones until the counter is written. Persistence commits
-before it drops an order's hold, so a rebuild can at worst subtract an order twice (under-count,
-repaired by the reconciler), never count a unit that is gone. Releases and restocks change the
-counter inside their transaction, while holding the row lock, for the same reason.
+restock) to commit, and blocks new ones until the counter is written. Under that lock it
+subtracts the units of accepted orders whose rows are not in PostgreSQL, which is then exact:
+nothing of this product can commit meanwhile, and no reservation can run while the counter is
+missing. Releases and restocks change the counter inside their transaction, while holding the
+row lock, for the same reason. The `stock:held` counters are only the reconciler's estimate.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,21 +52,64 @@ class StockCounters:
     async def rebuild(self, product_ids: Sequence[int]) -> dict[int, int]:
         result: dict[int, int] = {}
         async with self._sessions() as session, session.begin():
-            rows = await session.execute(
-                text(
-                    "SELECT id, stock, price_cents, currency, max_per_customer FROM products "
-                    "WHERE id = ANY(:ids) ORDER BY id FOR SHARE"
-                ),
-                {"ids": list(product_ids)},
-            )
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT id, stock, price_cents, currency, max_per_customer FROM products "
+                        "WHERE id = ANY(:ids) ORDER BY id FOR SHARE"
+                    ),
+                    {"ids": list(product_ids)},
+                )
+            ).all()
+            held = await self._held_outside_postgres(session, [row.id for row in rows])
             for row in rows:
                 result[row.id] = int(
                     await self._scripts.stock_rebuild(
-                        keys=[keys.stock(row.id), keys.stock_held(row.id), keys.product_info(row.id)],
-                        args=[row.stock, *sale_facts(row.price_cents, row.currency, row.max_per_customer)],
+                        keys=[keys.stock(row.id), keys.product_info(row.id)],
+                        args=[row.stock, held.get(row.id, 0),
+                              *sale_facts(row.price_cents, row.currency, row.max_per_customer)],
                     )
                 )
         return result
+
+    async def _held_outside_postgres(self, session: AsyncSession, product_ids: list[int]) -> dict[int, int]:
+        """Units of these products held by accepted orders whose rows are not in PostgreSQL.
+
+        Asked while the product rows are share-locked: an order of these products cannot commit
+        meanwhile, so "in PostgreSQL or not" is exact, where the `stock:held` counters would lag
+        a just-committed batch until its Redis step runs.
+        """
+        if not product_ids:
+            return {}
+        waiting = [o.decode() if isinstance(o, bytes) else o
+                   for o in await self._redis.zrange(keys.ORDERS_TO_PERSIST, 0, -1)]
+        if not waiting:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for order_id in waiting:
+                pipe.hget(keys.order(order_id), "lines")
+            raw_lines = await pipe.execute()
+        wanted = set(product_ids)
+        holding: dict[str, list[tuple[int, int]]] = {}
+        for order_id, raw in zip(waiting, raw_lines, strict=True):
+            if raw:
+                lines = [(int(p), int(q)) for p, q, _ in json.loads(raw) if int(p) in wanted]
+                if lines:
+                    holding[order_id] = lines
+        if not holding:
+            return {}
+        persisted = {
+            str(r.id)
+            for r in await session.execute(
+                text("SELECT id FROM orders WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": list(holding)}
+            )
+        }
+        held: dict[int, int] = {}
+        for order_id, lines in holding.items():
+            if order_id not in persisted:
+                for pid, qty in lines:
+                    held[pid] = held.get(pid, 0) + qty
+        return held
 
     async def set_sale_facts(self, product_id: int, price_cents: int, currency: str,
                              max_per_customer: int | None) -> None:
