@@ -7,12 +7,13 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: dev test test-all lint schema bench bench-quick clean help
+.PHONY: dev test test-all chaos lint schema bench bench-quick clean help
 
 help:
 	@echo "make dev       embedded PostgreSQL + Redis, migrations, demo data, API on :8000 and a worker"
 	@echo "make test      lint, type-check and the test suite against real PostgreSQL and Redis"
 	@echo "make test-all  the suite including slow load tests"
+	@echo "make chaos     the chaos scenarios at full scale (make test runs a short version)"
 	@echo "make schema    re-export schema/schema.graphql from the code"
 	@echo "make bench     the flash-sale benchmark: rushcart vs a bare-Lua ceiling vs a row-lock baseline"
 
@@ -30,8 +31,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The chaos scenarios kill and restart services, so they run after the suite with a stack of their own.
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
+
+chaos: $(STAMP)
+	CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
 
 test-all: lint
 	$(BIN)/pytest -m "" $(PYTEST_ARGS)

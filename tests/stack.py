@@ -6,6 +6,7 @@ database is dropped and recreated each run, and Redis starts empty.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -66,6 +67,7 @@ class Stack:
     redis_server: EmbeddedRedis | None = None
     server: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    extra_servers: list[ApiProcess] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -118,7 +120,98 @@ class Stack:
                 worker.wait()
         self.workers.clear()
 
+    # Failure injection (tests/chaos). Each leaves the Stack's own records (workers, servers)
+    # describing what is running afterwards.
+
+    def start_extra_server(self, name: str | None = None) -> ApiProcess:
+        """Another API server process on a port of its own, against the same PostgreSQL and Redis."""
+        port = free_port()
+        name = name or f"server-extra-{len(self.extra_servers)}"
+        process = self._spawn(name, "serve", "--port", str(port), "--log-level", "warning")
+        extra = ApiProcess(name, process, port)
+        self.extra_servers.append(extra)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"API server {name} exited; see {OUTPUT / (name + '.log')}")
+            try:
+                return httpx.get(f"{extra.base_url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=30, message=f"API server {name} to be ready")
+        return extra
+
+    def stop_extra_servers(self) -> None:
+        for extra in self.extra_servers:
+            if extra.process.poll() is None:
+                extra.process.terminate()
+        for extra in self.extra_servers:
+            try:
+                extra.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                kill_process_tree(extra.process)
+        self.extra_servers.clear()
+
+    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """kill -9 of a worker, as a crash would; the RQ scheduler it forked goes with it."""
+        kill_process_tree(worker)
+        if worker in self.workers:
+            self.workers.remove(worker)
+
+    def restart_server(self) -> None:
+        """Start the main API server again on its port if it is not running."""
+        if self.server is not None and self.server.poll() is None:
+            return
+        self.start_server()
+
+    def kill_redis(self) -> None:
+        """SIGKILL of the embedded Redis: only what it already wrote to its AOF survives."""
+        assert self.redis_server is not None, "Redis is not embedded (REDIS_URL is set)"
+        self.redis_server.kill()
+        # The process is gone; a stale pid file would make the next start signal whoever has its pid now.
+        (self.redis_server.data_dir / "redis.pid").unlink(missing_ok=True)
+
+    def start_redis(self, appendfsync: str = "everysec") -> None:
+        """Start the embedded Redis again on the same port; it loads its AOF before answering PING."""
+        assert self.redis_server is not None, "Redis is not embedded (REDIS_URL is set)"
+        if self.redis_server.process is not None and self.redis_server.process.poll() is None:
+            return
+        self.redis_server.start(appendfsync=appendfsync)
+
+    def stop_postgres(self, mode: str = "immediate") -> None:
+        """Stop the embedded PostgreSQL in place (pg_ctl stop -m MODE); `immediate` is a crash:
+        no checkpoint, every connection cut, recovery from WAL at the next start."""
+        from pgserver._commands import pg_ctl
+
+        assert self.postgres is not None and self.postgres.server is not None, "PostgreSQL is not embedded"
+        server = self.postgres.server
+        pg_ctl(["-w", "-m", mode, "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+    def start_postgres(self) -> None:
+        """Start the embedded PostgreSQL stopped by stop_postgres, with pgserver's options: the
+        same data folder and socket directory, so DATABASE_URL stays valid."""
+        from pgserver._commands import pg_ctl
+        from pgserver.utils import PostmasterInfo
+
+        assert self.postgres is not None and self.postgres.server is not None, "PostgreSQL is not embedded"
+        server = self.postgres.server
+
+        def running() -> Any:
+            # postmaster.pid exists from start until a clean or immediate stop has finished.
+            fresh = PostmasterInfo.read_from_pgdata(server.pgdata)
+            return fresh if fresh is not None and fresh.is_running() and fresh.status == "ready" else None
+
+        if running():
+            return
+        socket_dir = server.get_postmaster_info().socket_dir
+        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
+               pgdata=server.pgdata, user=server.system_user, timeout=60)
+        # pgserver stops the server at exit through the postmaster it knows about: the new one.
+        server._postmaster_info = wait_until(running, timeout=30, message="PostgreSQL to be ready")
+
     def stop(self) -> None:
+        self.stop_extra_servers()
         self.stop_workers()
         if self.server is not None and self.server.poll() is None:
             self.server.terminate()
@@ -130,6 +223,37 @@ class Stack:
             self.redis_server.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+@dataclass
+class ApiProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.base_url}/graphql"
+
+
+def kill_process_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process, then whatever it had forked (an RQ worker forks its scheduler)."""
+    import psutil
+
+    children = []
+    if process.poll() is None:  # once reaped, its pid may belong to someone else
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+    process.wait()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
 
 
 def start_stack() -> Stack:
