@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from db import keys
 from db.accounts import Accounts
@@ -21,8 +24,17 @@ from server.settings import Settings
 
 
 def _client(url: str) -> aioredis.Redis:
-    # A burst waits for a free connection instead of failing with "Too many connections".
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=256, timeout=10)
+    # A burst waits for a free connection instead of failing with "Too many connections"; a
+    # connection that died with a Redis restart is retried on a fresh one instead of failing
+    # the request that happens to pick it up.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=256,
+        timeout=10,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), retries=3),
+        retry_on_error=[ConnectionError, TimeoutError],
+        health_check_interval=30,
+    )
     return aioredis.Redis(connection_pool=pool)
 
 

@@ -96,11 +96,6 @@ async def test_redis_killed_with_appendfsync_everysec_documents_the_loss_window(
     assert not report.problems, str(report)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server/state.py _client(): the API's Redis pool (BlockingConnectionPool, redis-py 8 async: no retry, "
-    "no health check) keeps connections opened before a Redis restart; each fails the next request that "
-    "uses it with 'Unexpected error.' (redis ConnectionError: Connection closed by server), however long "
-    "after Redis came back"))
 async def test_requests_after_a_redis_restart_are_answered(
     stack: Stack, sale_products: list[SaleProduct], redis: Any
 ) -> None:
