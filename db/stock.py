@@ -145,8 +145,10 @@ class StockCounters:
         return None if int(value) < 0 else int(value)
 
 
-async def reconcile(scripts: Any, sessions: async_sessionmaker[AsyncSession], batch: int = 500) -> dict[int, int]:
-    """Repair counters that drifted from PostgreSQL minus holds on two runs in a row.
+async def reconcile(
+    scripts: Any, sessions: async_sessionmaker[AsyncSession], batch: int = 500, min_gap_seconds: float = 30.0
+) -> dict[int, int]:
+    """Repair counters whose drift from PostgreSQL minus holds is seen twice, `min_gap_seconds` apart.
 
     Returns {product id: drift repaired}. Drift comes from a transaction that failed to commit
     after its Redis step; a crash between a commit and its Redis step under-counts until the
@@ -166,7 +168,7 @@ async def reconcile(scripts: Any, sessions: async_sessionmaker[AsyncSession], ba
                 drift = int(
                     await scripts.stock_reconcile(
                         keys=[keys.stock(row.id), keys.stock_held(row.id), keys.stock_drift(row.id)],
-                        args=[row.stock, row.id, 300],
+                        args=[row.stock, row.id, 600, int(min_gap_seconds * 1000)],
                     )
                 )
                 if drift:

@@ -1,4 +1,4 @@
-"""Found by scenario 1: the stock reconciler takes units off sale after a worker dies mid-batch.
+"""Found by scenario 1 (now fixed): the stock reconciler took units off sale after a worker died mid-batch.
 
 A worker that dies between committing a batch and its Redis step (order_persisted) leaves the
 batch's units counted twice by "products.stock minus stock:held" (PostgreSQL already took them
@@ -46,10 +46,6 @@ class DiesBeforeRedisStep:
         return getattr(self._scripts, name)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "db/lua/stock_reconcile.lua + jobs/schedule.py: two reconciler runs close together (each worker start "
-    "enqueues one) 'confirm' the transient drift of orders committed to PostgreSQL whose holds are not "
-    "released yet (worker killed after commit) and lower stock:{pid} below products.stock"))
 async def test_units_stay_on_sale_when_the_reconciler_runs_after_a_worker_died_mid_batch(
     stack: Stack, buyers: list[Buyer], make_product, pg: Any, redis: Any, state: Any
 ) -> None:
