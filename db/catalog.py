@@ -216,7 +216,11 @@ class Catalog:
                         {"delta": delta, "id": product_id},
                     )
                 ).one()
-                # Still inside the transaction: see db.stock for why the counter moves here.
-                await self._stock.adjust_in_transaction(session, product_id, delta)
+                if delta < 0:
+                    await self._stock.take_in_transaction(session, product_id, delta)
+                else:
+                    epoch = (await self._stock.epochs([product_id]))[product_id]
+        if delta > 0:
+            await self._stock.give_back(product_id, delta, epoch)
         await self._cache.delete(keys.product(product_id))
         return ProductRecord.from_row(row)

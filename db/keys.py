@@ -4,6 +4,9 @@ State Redis (never evicts, AOF on):
     stock:{pid}            int: units of product pid that can be reserved now. No TTL; rebuilt
                            from PostgreSQL when missing (db.stock).
     stock:held:{pid}       int: units of pid held by orders not yet persisted. No TTL.
+    stock:epoch:{pid}      int bumped whenever the counter is rebuilt or repaired from PostgreSQL; a
+                           release after a commit applies only if it is unchanged since the
+                           transaction read it. No TTL.
     stock:drift:{pid}      a difference the reconciler saw once and will repair if seen again. TTL 5 min.
     pinfo:{pid}            hash of the sale facts the reservation script needs: price, currency,
                            limit (max per customer, '' for none). No TTL; rewritten by every rebuild
@@ -50,6 +53,10 @@ def stock(product_id: int | str) -> str:
 
 def stock_held(product_id: int | str) -> str:
     return f"stock:held:{product_id}"
+
+
+def stock_epoch(product_id: int | str) -> str:
+    return f"stock:epoch:{product_id}"
 
 
 def stock_drift(product_id: int | str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
-from db.order_transitions import lock_products, publish_status
+from db.order_transitions import lock_products, publish_released, publish_status
 from db.orders import STATUS_CACHE_SECONDS, OrderRecord
 
 log = logging.getLogger("rushcart.persistence")
@@ -75,6 +75,7 @@ async def persist_orders(
         for r in records
     ]
     paid: list[Any] = []
+    released: list[Any] = []
     async with sessions() as session, session.begin():
         inserted_rows = (
             await session.execute(
@@ -118,7 +119,7 @@ async def persist_orders(
                     for line in r.lines:
                         sold[line.product_id] += line.quantity
             await decrement_stock(session, sold)
-            paid = await apply_waiting_for_orders(session, scripts, [r.id for r in inserted])
+            paid, released = await apply_waiting_for_orders(session, scripts, [r.id for r in inserted])
 
     async with redis.pipeline(transaction=False) as pipe:
         for r in records:
@@ -131,6 +132,7 @@ async def persist_orders(
         await pipe.execute()
     for ref in paid:
         await publish_status(scripts, ref, "PAID", None)
+    await publish_released(scripts, released)
     return PersistResult(len(inserted), len(records) - len(inserted), len(missing))
 
 

@@ -2,9 +2,11 @@
 
 Each change is one conditional UPDATE ... WHERE status = 'PENDING'. Only the caller whose
 UPDATE matched a row goes on: it returns the units to `products.stock` in the same transaction
-and, still inside it (see db.stock), gives back the Redis counter and the customer's allowance
-and publishes the change. A sweeper racing a cancel, or a payment racing expiry, therefore
-releases stock exactly once; the loser sees zero rows and does nothing.
+and reads the products' rebuild epochs while it holds their rows. After the commit, and only
+then, it gives the units back to the Redis counters (unless a rebuild already counted them, see
+db.stock) and the customer's allowance, and publishes the change. A sweeper racing a cancel, or
+a payment racing expiry, therefore releases stock exactly once; the loser sees zero rows and does
+nothing; a process that dies before its commit releases nothing.
 """
 
 from __future__ import annotations
@@ -30,20 +32,37 @@ class OrderRef:
     order_id: str
 
 
+@dataclass(frozen=True)
+class Released:
+    """A cancellation committed in PostgreSQL, waiting to be mirrored into Redis."""
+
+    ref: OrderRef
+    reason: str
+    lines: list[tuple[int, int]]
+    epochs: dict[int, str]
+
+
 async def publish_status(
     scripts: Any,
     ref: OrderRef,
     status: str,
     reason: str | None,
     lines: Sequence[tuple[int, int]] = (),
-    client: Any = None,
+    epochs: dict[int, str] | None = None,
 ) -> None:
+    """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it."""
+    epochs = epochs or {}
     await scripts.order_status(
-        keys=[keys.order(ref.order_id), keys.allowance(ref.customer_id), *[keys.stock(p) for p, _ in lines]],
+        keys=[keys.order(ref.order_id), keys.allowance(ref.customer_id), *[keys.stock(p) for p, _ in lines],
+              *[keys.stock_epoch(p) for p, _ in lines]],
         args=[ref.order_id, status, reason or "", int(time.time() * 1000),
-              *[v for p, q in lines for v in (p, q)]],
-        client=client,
+              *[v for p, q in lines for v in (p, q, epochs.get(p, ""))]],
     )
+
+
+async def publish_released(scripts: Any, released: Sequence[Released]) -> None:
+    for item in released:
+        await publish_status(scripts, item.ref, "CANCELLED", item.reason, item.lines, item.epochs)
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
@@ -55,8 +74,9 @@ async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
 
 async def cancel_in_session(
     session: AsyncSession, scripts: Any, refs: Sequence[OrderRef], reason: str
-) -> list[OrderRef]:
-    """Cancel those of `refs` that are still PENDING, inside the caller's transaction."""
+) -> list[Released]:
+    """Cancel those of `refs` that are still PENDING, inside the caller's transaction. The caller
+    passes what this returns to publish_released after its commit."""
     if reason not in CANCEL_REASONS:
         raise ValueError(f"unknown cancel reason {reason!r}")
     if not refs:
@@ -96,16 +116,21 @@ async def cancel_in_session(
         ),
         {"ids": pids, "qtys": [returned[p] for p in pids]},
     )
-    for ref in winners:
-        await publish_status(scripts, ref, "CANCELLED", reason, per_order[ref.order_id])
-    return winners
+    raw = await scripts.client.mget([keys.stock_epoch(p) for p in pids])
+    epochs = {p: (v.decode() if isinstance(v, bytes) else v) or "" for p, v in zip(pids, raw, strict=True)}
+    return [
+        Released(ref, reason, per_order[ref.order_id], {p: epochs[p] for p, _ in per_order[ref.order_id]})
+        for ref in winners
+    ]
 
 
 async def cancel_orders(
     sessions: async_sessionmaker[AsyncSession], scripts: Any, refs: Sequence[OrderRef], reason: str
 ) -> list[OrderRef]:
     async with sessions() as session, session.begin():
-        return await cancel_in_session(session, scripts, refs, reason)
+        released = await cancel_in_session(session, scripts, refs, reason)
+    await publish_released(scripts, released)
+    return [item.ref for item in released]
 
 
 async def expire_due(sessions: async_sessionmaker[AsyncSession], scripts: Any, batch: int = 500) -> int:

@@ -18,14 +18,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.order_transitions import OrderRef, cancel_in_session, ensure_persisted, publish_status
+from db.order_transitions import (
+    OrderRef,
+    Released,
+    cancel_in_session,
+    ensure_persisted,
+    publish_released,
+    publish_status,
+)
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed")
 
@@ -69,6 +76,7 @@ async def store_event(sessions: async_sessionmaker[AsyncSession], event: Payment
 class Applied:
     outcome: str
     paid: OrderRef | None = None  # published after commit
+    released: list[Released] = field(default_factory=list)  # mirrored into Redis after commit
 
 
 async def _apply_in_session(session: AsyncSession, scripts: Any, event: Any) -> Applied | None:
@@ -111,7 +119,7 @@ async def _apply_in_session(session: AsyncSession, scripts: Any, event: Any) -> 
     won = await cancel_in_session(session, scripts, [ref], "PAYMENT_FAILED") if order.status == "PENDING" else []
     outcome = "cancelled" if won else "ignored"
     await _finish(session, event.id, "applied", outcome)
-    return Applied(outcome)
+    return Applied(outcome, released=won)
 
 
 async def _finish(session: AsyncSession, event_id: str, state: str, outcome: str) -> None:
@@ -156,12 +164,15 @@ async def apply_event(redis: Any, scripts: Any, sessions: async_sessionmaker[Asy
                 return "waiting"
     if applied.paid is not None:
         await publish_status(scripts, applied.paid, "PAID", None)
+    await publish_released(scripts, applied.released)
     return applied.outcome
 
 
-async def apply_waiting_for_orders(session: AsyncSession, scripts: Any, order_ids: Sequence[str]) -> list[OrderRef]:
+async def apply_waiting_for_orders(
+    session: AsyncSession, scripts: Any, order_ids: Sequence[str]
+) -> tuple[list[OrderRef], list[Released]]:
     """Inside the persistence transaction: apply events that arrived before these orders were
-    persisted. Returns orders that became PAID (to publish after commit)."""
+    persisted. Returns orders that became PAID and cancellations, for after the commit."""
     rows = (
         await session.execute(
             text(
@@ -172,11 +183,14 @@ async def apply_waiting_for_orders(session: AsyncSession, scripts: Any, order_id
         )
     ).all()
     paid: list[OrderRef] = []
+    released: list[Released] = []
     for row in rows:
         applied = await _apply_in_session(session, scripts, row)
-        if applied is not None and applied.paid is not None:
-            paid.append(applied.paid)
-    return paid
+        if applied is not None:
+            if applied.paid is not None:
+                paid.append(applied.paid)
+            released += applied.released
+    return paid, released
 
 
 async def open_event_ids(sessions: async_sessionmaker[AsyncSession], older_than_seconds: int,

@@ -27,6 +27,10 @@ class Scripts:
         for path in sorted(LUA_DIR.glob("*.lua")):
             self._scripts[path.stem] = client.register_script(source(path.stem))
 
+    @property
+    def client(self) -> Any:
+        return self._client
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self._scripts[name]

@@ -8,8 +8,12 @@ FOR SHARE, which waits for any transaction that is changing the row (persistence
 restock) to commit, and blocks new ones until the counter is written. Under that lock it
 subtracts the units of accepted orders whose rows are not in PostgreSQL, which is then exact:
 nothing of this product can commit meanwhile, and no reservation can run while the counter is
-missing. Releases and restocks change the counter inside their transaction, while holding the
-row lock, for the same reason. The `stock:held` counters are only the reconciler's estimate.
+missing. Write-offs take units off the counter inside their transaction, while holding the
+row lock. Units given back (a cancellation, a restock) reach the counter after the commit, and
+only if no rebuild ran since the transaction read the product's `stock:epoch`: a rebuild after
+the commit has counted them already. A process that dies before that step leaves the counter
+under-counting until the reconciler repairs it; it can never offer units that are not there.
+The `stock:held` counters are only the reconciler's estimate.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ class StockCounters:
             for row in rows:
                 result[row.id] = int(
                     await self._scripts.stock_rebuild(
-                        keys=[keys.stock(row.id), keys.product_info(row.id)],
+                        keys=[keys.stock(row.id), keys.product_info(row.id), keys.stock_epoch(row.id)],
                         args=[row.stock, held.get(row.id, 0),
                               *sale_facts(row.price_cents, row.currency, row.max_per_customer)],
                     )
@@ -121,16 +125,33 @@ class StockCounters:
         # NX: an order may already have rebuilt the counter from the committed row and reserved from it.
         await self._redis.set(keys.stock(product_id), stock, nx=True)
 
-    async def adjust_in_transaction(self, session: AsyncSession, product_id: int, delta: int) -> int | None:
-        """Apply `delta` to the counter while the caller's transaction holds the product row lock.
+    async def epochs(self, product_ids: Sequence[int]) -> dict[int, str]:
+        """Each product's rebuild epoch, read inside a transaction that holds its row."""
+        pids = list(product_ids)
+        raw = await self._redis.mget([keys.stock_epoch(p) for p in pids]) if pids else []
+        return {p: (v.decode() if isinstance(v, bytes) else v) or "" for p, v in zip(pids, raw, strict=True)}
 
+    async def give_back(self, product_id: int, units: int, epoch: str) -> int | None:
+        """After a commit returned `units` to products.stock: add them to the counter unless it was
+        rebuilt (and so already counted them) since `epoch` was read."""
+        value = await self._scripts.stock_adjust(
+            keys=[keys.stock(product_id), keys.stock_channel(product_id), keys.stock_epoch(product_id)],
+            args=[units, product_id, epoch],
+        )
+        return None if int(value) < 0 else int(value)
+
+    async def take_in_transaction(self, session: AsyncSession, product_id: int, delta: int) -> int | None:
+        """Take -`delta` units off the counter while the caller's transaction holds the product row.
+
+        Before the commit on purpose: if the commit then fails, the counter only under-counts.
         Returns the new counter, or None when it is missing (a later rebuild reads the committed
         row). Raises InvalidInput when units that are held would be written off.
         """
         del session  # the caller's open transaction is what makes this safe; see the module doc
         try:
             value = await self._scripts.stock_adjust(
-                keys=[keys.stock(product_id), keys.stock_channel(product_id)], args=[delta, product_id]
+                keys=[keys.stock(product_id), keys.stock_channel(product_id), keys.stock_epoch(product_id)],
+                args=[delta, product_id, ""],
             )
         except ResponseError as exc:
             if "NEGATIVE" not in str(exc):
@@ -167,7 +188,8 @@ async def reconcile(
             for row in rows:
                 drift = int(
                     await scripts.stock_reconcile(
-                        keys=[keys.stock(row.id), keys.stock_held(row.id), keys.stock_drift(row.id)],
+                        keys=[keys.stock(row.id), keys.stock_held(row.id), keys.stock_drift(row.id),
+                              keys.stock_epoch(row.id)],
                         args=[row.stock, row.id, 600, int(min_gap_seconds * 1000)],
                     )
                 )

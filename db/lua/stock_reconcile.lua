@@ -2,7 +2,7 @@
 -- only when the same drift is seen again at least ARGV[4] ms after it was first seen. Work in
 -- flight between a commit and its Redis step (or a worker that died there, until the sweeper
 -- finishes its Redis step) differs only for seconds, and must never be "repaired".
--- KEYS[1] stock:{pid}   KEYS[2] stock:held:{pid}   KEYS[3] stock:drift:{pid}
+-- KEYS[1] stock:{pid}   KEYS[2] stock:held:{pid}   KEYS[3] stock:drift:{pid}   KEYS[4] stock:epoch:{pid}
 -- ARGV[1] products.stock (read under a share lock)   ARGV[2] product id   ARGV[3] drift memory (s)
 -- ARGV[4] minimum time between the two sightings (ms)
 -- Returns the drift repaired (0 when none or not yet confirmed).
@@ -31,6 +31,7 @@ if now_ms - tonumber(string.sub(seen, sep + 1)) < tonumber(ARGV[4]) then
   return 0
 end
 redis.call('SET', KEYS[1], expected)
+redis.call('INCR', KEYS[4])
 redis.call('DEL', KEYS[3])
 redis.call('PUBLISH', 'events:stock:' .. ARGV[2], cjson.encode({productId = ARGV[2], available = expected,
   at = tonumber(t[1]) + tonumber(t[2]) / 1000000}))

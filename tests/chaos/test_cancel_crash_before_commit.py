@@ -1,4 +1,4 @@
-"""Found by reading what scenario 2 risks: a process that dies while cancelling can oversell.
+"""Found by reading what scenario 2 risks (now fixed): a process that died while cancelling could oversell.
 
 cancel_in_session (db/order_transitions.py) gives the units back to the Redis counter (and the
 buyer's allowance) inside the PostgreSQL transaction, before COMMIT. If the process dies between
@@ -31,9 +31,6 @@ class ProcessDied(Exception):
     """Stands for the kill -9 that stops a process after its Redis step, before its COMMIT."""
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "db/order_transitions.py cancel_in_session: the Redis counter gets the units back before COMMIT; a "
-    "process dying in between leaves the order PENDING in PostgreSQL and its units on sale in Redis"))
 async def test_a_cancel_that_dies_before_commit_puts_no_unit_on_sale_twice(
     stack: Stack, buyers: list[Buyer], make_product, pg: Any, redis: Any, state: Any
 ) -> None:
