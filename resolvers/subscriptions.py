@@ -98,7 +98,9 @@ async def product_stock(ctx: RequestContext, product_id: str) -> AsyncIterator[S
                 value = max(0, (await ctx.state.stock.available([pid]))[0] or 0)
                 at = _now()
             else:
-                newest = max(events, key=lambda e: float(e["at"]))
+                # Redis runs scripts one at a time and delivers a channel's messages in order, so the
+                # last is the newest (two changes can share a microsecond `at`).
+                newest = events[-1]
                 value, at = max(0, int(newest["available"])), datetime.fromtimestamp(float(newest["at"]), UTC)
             if value != last:
                 last = value
