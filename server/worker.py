@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import redis
 from rq import Queue, SimpleWorker
@@ -69,18 +68,9 @@ def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = Tru
         if scheduler.get_jobs():
             cron_thread = threading.Thread(target=_run_cron, args=(scheduler, stop), daemon=True)
             cron_thread.start()
+    worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
     try:
-        backoff = 0.5
-        while True:
-            worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
-            try:
-                worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
-                return  # a requested stop (SIGTERM, Ctrl-C) or the end of a burst
-            except (redis.ConnectionError, redis.TimeoutError):
-                # RQ gives up when Redis goes away mid-job; the jobs are safe to rerun, so start again.
-                log.exception("worker lost Redis; starting again in %.1f s", backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:
         stop.set()
         if cron_thread is not None:
