@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
 from db.errors import EmailTaken, InvalidCredentials, RateLimited
+from db.values import as_text
 
 # A resolved token is trusted this long without asking Redis; a logout anywhere reaches every
 # process through pub/sub at once, so this bounds staleness only when pub/sub itself is down.
@@ -138,7 +139,7 @@ class Accounts:
         raw = await self._redis.get(key)
         if raw is None:
             return None
-        customer_id, staff = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
+        customer_id, staff = as_text(raw).split(":")
         viewer = Viewer(int(customer_id), staff == "1")
         if len(self._token_cache) >= TOKEN_CACHE_SIZE:
             self._token_cache.pop(next(iter(self._token_cache)))

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
 from db.errors import InvalidInput
+from db.values import as_text
 
 MAX_LINE_QUANTITY = 100
 MAX_LINES = 50
@@ -52,7 +53,7 @@ class CartContents:
 
     @classmethod
     def from_mapping(cls, owner: str, raw: dict[Any, Any]) -> CartContents:
-        decoded = {_s(k): _s(v) for k, v in raw.items()}
+        decoded = {as_text(k): as_text(v) for k, v in raw.items()}
         lines = {int(k): int(v) for k, v in decoded.items() if not k.startswith("_")}
         updated = int(decoded["_u"]) if decoded.get("_u") else 0
         return cls(
@@ -70,10 +71,6 @@ class MergeReport:
     lines_added: int = 0
     lines_combined: int = 0
     lines_capped: list[int] = field(default_factory=list)
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _now_ms() -> int:
@@ -129,14 +126,14 @@ class CartStore:
                 keys=[keys.cart(owner), keys.CARTS_DIRTY],
                 args=[op, product_id, quantity, MAX_LINE_QUANTITY, MAX_LINES, _now_ms(), self.ttl_for(owner), owner],
             )
-            status = _s(result[0])
+            status = as_text(result[0])
             if status == "OK":
                 return CartContents.from_hash(owner, result[1:])
             if status == "MISSING":
                 await self.restore(owner)
                 continue
             if status == "LINE_LIMIT":
-                current = int(_s(result[1]))
+                current = int(as_text(result[1]))
                 raise InvalidInput(
                     f"a cart line holds at most {MAX_LINE_QUANTITY} units; this one has {current}",
                     field="quantity",
@@ -155,7 +152,7 @@ class CartStore:
                 args=[strategy, MAX_LINE_QUANTITY, MAX_LINES, _now_ms(), self.ttl_for(customer),
                       self.ttl_for(guest), guest, customer],
             )
-            if _s(result[0]) == "MISSING":
+            if as_text(result[0]) == "MISSING":
                 await self.restore(guest)
                 await self.restore(customer)
                 continue
@@ -164,7 +161,7 @@ class CartStore:
                 guest_lines=int(result[1]),
                 lines_added=int(result[2]),
                 lines_combined=int(result[3]),
-                lines_capped=[int(_s(pid)) for pid in result[4:]],
+                lines_capped=[int(as_text(pid)) for pid in result[4:]],
             )
             # The guest row goes now rather than at the next flush, so nothing can restore it.
             async with self._sessions() as session, session.begin():
@@ -187,7 +184,7 @@ async def flush_dirty(
     """
     written = 0
     while True:
-        owners = [_s(o) for o in await redis.zrange(keys.CARTS_DIRTY, 0, batch_size - 1)]
+        owners = [as_text(o) for o in await redis.zrange(keys.CARTS_DIRTY, 0, batch_size - 1)]
         if not owners:
             return written
         async with redis.pipeline(transaction=False) as pipe:

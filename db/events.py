@@ -24,6 +24,8 @@ from typing import Any
 
 import redis.exceptions
 
+from db.values import as_text
+
 log = logging.getLogger("rushcart.events")
 
 HUB_CHANNEL = "events:hub"  # always subscribed, so the reader has a connection to wait on
@@ -151,8 +153,7 @@ class EventHub:
                 continue
             if message is None:
                 continue
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
+            channel = as_text(message["channel"])
             if message["type"] == "subscribe":
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():

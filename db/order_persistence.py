@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import keys
 from db.order_transitions import lock_products, publish_released, publish_status
 from db.orders import STATUS_CACHE_SECONDS, OrderRecord
+from db.values import as_text
 
 log = logging.getLogger("rushcart.persistence")
 
@@ -31,10 +32,6 @@ class PersistResult:
     inserted: int
     already_there: int
     missing: int
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def persist_orders(
@@ -173,7 +170,7 @@ async def persist_pending(
             ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
         if not ids:
             return total
-        result = await persist_orders(redis, scripts, sessions, [_s(i) for i in ids])
+        result = await persist_orders(redis, scripts, sessions, [as_text(i) for i in ids])
         total += result.inserted
         if len(ids) < batch_size:
             return total

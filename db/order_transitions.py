@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
+from db.stock import read_epochs
 
 CANCEL_REASONS = ("EXPIRED", "PAYMENT_FAILED", "CUSTOMER", "STAFF")
 
@@ -116,8 +117,7 @@ async def cancel_in_session(
         ),
         {"ids": pids, "qtys": [returned[p] for p in pids]},
     )
-    raw = await scripts.client.mget([keys.stock_epoch(p) for p in pids])
-    epochs = {p: (v.decode() if isinstance(v, bytes) else v) or "" for p, v in zip(pids, raw, strict=True)}
+    epochs = await read_epochs(scripts.client, pids)
     return [
         Released(ref, reason, per_order[ref.order_id], {p: epochs[p] for p, _ in per_order[ref.order_id]})
         for ref in winners

@@ -23,6 +23,7 @@ from db.errors import (
     PurchaseLimitExceeded,
 )
 from db.stock import StockCounters
+from db.values import as_text
 
 IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 ALLOWANCE_TTL_SECONDS = 30 * 86400
@@ -32,10 +33,6 @@ STATUS_CACHE_SECONDS = 86400
 def new_order_id() -> str:
     """UUIDv7: sorts by creation time; 74 random bits keep processes and restarts from colliding."""
     return str(uuid7())
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _ms(value: Any) -> datetime | None:
@@ -68,7 +65,7 @@ class OrderRecord:
 
     @classmethod
     def from_hash(cls, raw: dict[Any, Any]) -> OrderRecord:
-        h = {_s(k): _s(v) for k, v in raw.items()}
+        h = {as_text(k): as_text(v) for k, v in raw.items()}
         created = _ms(h["created_ms"])
         expires = _ms(h["expires_ms"])
         assert created is not None and expires is not None
@@ -171,7 +168,7 @@ class Orders:
         raw = await self._redis.get(keys.idempotency(customer_id, idempotency_key))
         if raw is None:
             return None
-        order_id, _, stored = _s(raw).partition("|")
+        order_id, _, stored = as_text(raw).partition("|")
         if stored != request_fingerprint:
             raise IdempotencyKeyReused()
         return await self.get(order_id, customer_id)
@@ -217,7 +214,7 @@ class Orders:
         ]
         for _ in range(4):
             result = await self._scripts.order_reserve(keys=script_keys, args=args)
-            status = _s(result[0])
+            status = as_text(result[0])
             if status == "OK":
                 record = OrderRecord(
                     id=order_id,
@@ -225,9 +222,9 @@ class Orders:
                     status="PENDING",
                     cancel_reason=None,
                     needs_refund=False,
-                    lines=[OrderLineRecord(int(p), int(q), int(u)) for p, q, u in json.loads(_s(result[4]))],
+                    lines=[OrderLineRecord(int(p), int(q), int(u)) for p, q, u in json.loads(as_text(result[4]))],
                     total_cents=int(result[1]),
-                    currency=_s(result[2]),
+                    currency=as_text(result[2]),
                     created_at=datetime.fromtimestamp(now_ms / 1000, UTC),
                     expires_at=datetime.fromtimestamp(now_ms / 1000 + self._payment_ttl, UTC),
                     paid_at=None,
@@ -241,7 +238,7 @@ class Orders:
                     enqueue_persistence=int(result[3]) == 1,
                 )
             if status == "REPLAY":
-                existing = await self.get(_s(result[1]), customer_id)
+                existing = await self.get(as_text(result[1]), customer_id)
                 if existing is None:
                     raise RuntimeError("idempotency key points at an order that cannot be found")
                 return Reservation(order=existing, replayed=True, enqueue_persistence=False)
@@ -251,22 +248,22 @@ class Orders:
                 await self.load_allowance(customer_id)
                 continue
             if status == "MISSING":
-                pid = int(_s(result[1]))
+                pid = int(as_text(result[1]))
                 rebuilt = await self._stock.rebuild([pid])
                 if pid not in rebuilt:
                     raise ProductNotFound(f"no product with id {pid}", field="lines", product_id=pid)
                 continue
             if status == "OUT_OF_STOCK":
-                pid, left = int(_s(result[1])), int(result[2])
+                pid, left = int(as_text(result[1])), int(result[2])
                 raise OutOfStock(f"only {left} left of product {pid}", product_id=pid, available=left)
             if status == "LIMIT":
-                pid, left = int(_s(result[1])), int(result[2])
+                pid, left = int(as_text(result[1])), int(result[2])
                 raise PurchaseLimitExceeded(
                     f"you may buy {left} more of product {pid}", product_id=pid, available=left
                 )
             if status == "CURRENCY":
                 raise InvalidInput("all lines of an order must share one currency", field="lines",
-                                   product_id=int(_s(result[1])))
+                                   product_id=int(as_text(result[1])))
             if status == "CART_CHANGED":
                 raise CartChanged()
             raise RuntimeError(f"order_reserve answered {status}")
@@ -275,7 +272,7 @@ class Orders:
     # Reading ---------------------------------------------------------------------------------
 
     async def _inflight_records(self, customer_id: int) -> list[OrderRecord]:
-        ids = [_s(i) for i in await self._redis.smembers(keys.orders_inflight(customer_id))]
+        ids = [as_text(i) for i in await self._redis.smembers(keys.orders_inflight(customer_id))]
         return [r for r in await self._redis_records(ids) if r is not None and not r.persisted]
 
     async def _redis_records(self, order_ids: Sequence[str]) -> list[OrderRecord | None]:

@@ -28,6 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
 from db.errors import InvalidInput
+from db.values import as_text
+
+
+async def read_epochs(redis: Any, product_ids: Sequence[int]) -> dict[int, str]:
+    """Each product's rebuild epoch ('' before its first rebuild), read inside a transaction that
+    holds the product rows, for a give-back after the commit."""
+    pids = list(product_ids)
+    raw = await redis.mget([keys.stock_epoch(p) for p in pids]) if pids else []
+    return {p: as_text(v) if v is not None else "" for p, v in zip(pids, raw, strict=True)}
 
 
 def sale_facts(price_cents: int, currency: str, max_per_customer: int | None) -> tuple[int, str, str]:
@@ -85,8 +94,7 @@ class StockCounters:
         """
         if not product_ids:
             return {}
-        waiting = [o.decode() if isinstance(o, bytes) else o
-                   for o in await self._redis.zrange(keys.ORDERS_TO_PERSIST, 0, -1)]
+        waiting = [as_text(o) for o in await self._redis.zrange(keys.ORDERS_TO_PERSIST, 0, -1)]
         if not waiting:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -126,10 +134,7 @@ class StockCounters:
         await self._redis.set(keys.stock(product_id), stock, nx=True)
 
     async def epochs(self, product_ids: Sequence[int]) -> dict[int, str]:
-        """Each product's rebuild epoch, read inside a transaction that holds its row."""
-        pids = list(product_ids)
-        raw = await self._redis.mget([keys.stock_epoch(p) for p in pids]) if pids else []
-        return {p: (v.decode() if isinstance(v, bytes) else v) or "" for p, v in zip(pids, raw, strict=True)}
+        return await read_epochs(self._redis, product_ids)
 
     async def give_back(self, product_id: int, units: int, epoch: str) -> int | None:
         """After a commit returned `units` to products.stock: add them to the counter unless it was
