@@ -54,13 +54,14 @@ export function authHeaders() {
   return headers;
 }
 
-export async function graphql(query, variables = {}) {
+// POST JSON with the caller's identity; answers the response and its JSON body (null if none).
+async function postJson(path, payload) {
   let response;
   try {
-    response = await fetch(GRAPHQL_PATH, {
+    response = await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json", ...authHeaders() },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify(payload),
     });
   } catch {
     throw new ApiError("Can't reach the shop right now. Check your connection and try again.");
@@ -69,8 +70,13 @@ export async function graphql(query, variables = {}) {
   try {
     body = await response.json();
   } catch {
-    /* not JSON: handled below */
+    /* not JSON: each caller says what that means */
   }
+  return { response, body };
+}
+
+export async function graphql(query, variables = {}) {
+  const { response, body } = await postJson(GRAPHQL_PATH, { query, variables });
   if (body && Array.isArray(body.errors) && body.errors.length) {
     throw new ApiError(body.errors.map((e) => e.message).join("; "), {
       status: response.status,
@@ -87,22 +93,7 @@ export async function graphql(query, variables = {}) {
 
 // The dev-only payment stand-in: POST /dev/pay {"orderId", "outcome": "succeeded" | "failed"} -> 202.
 export async function devPay(orderId, outcome) {
-  let response;
-  try {
-    response = await fetch("/dev/pay", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", ...authHeaders() },
-      body: JSON.stringify({ orderId, outcome }),
-    });
-  } catch {
-    throw new ApiError("Can't reach the shop right now. Check your connection and try again.");
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    /* the body is informative only */
-  }
+  const { response, body } = await postJson("/dev/pay", { orderId, outcome });
   const detail = body && (body.error || body.detail);
   // Without the route (production), the static site answers 404/405 with no JSON error.
   if ((response.status === 404 || response.status === 405) && !detail) {
