@@ -25,7 +25,7 @@ from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
 
-__all__ = ["Limits", "build_schema", "sdl"]
+__all__ = ["Limits", "build_schema", "guard_rules", "masked", "sdl"]
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,28 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (GraphQLError, RushcartError))
 
 
+_MASK = MaskErrors(should_mask_error=_should_mask)
+
+
+def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """What MaskErrors makes of `errors`, for results produced outside Strawberry's execute."""
+    return [_MASK.anonymise_error(e) if _should_mask(e) else e for e in errors]
+
+
+def guard_rules(limits: Limits) -> list[type[ASTValidationRule]]:
+    """The validation rules beyond the spec's: depth, aliases, and introspection if it is off."""
+    rules: list[type[ASTValidationRule]] = [depth_rule(limits.max_depth, None), alias_rule(limits.max_aliases)]
+    if not limits.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
 def build_schema(
     limits: Limits = Limits(), extra_extensions: Sequence[Callable[[], SchemaExtension]] = ()
 ) -> strawberry.Schema:
     # Rule classes are made once: ValidationCache keys on them, so per-request classes would
     # never hit the cache. Extensions themselves are factories, one instance per request.
-    rules: list[type[ASTValidationRule]] = [depth_rule(limits.max_depth, None), alias_rule(limits.max_aliases)]
-    if not limits.introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
+    rules = guard_rules(limits)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         SubscriptionsOverWebSocket,

@@ -13,15 +13,15 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from resolvers.context import AppState, RequestContext
+from resolvers.context import AppState
 from schema import Limits, build_schema
+from schema.persisted import PersistedOperations
+from server.graphql_view import RushcartGraphQL
 from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
@@ -30,29 +30,6 @@ from server.webhooks import payment_webhook
 
 log = logging.getLogger("rushcart.app")
 FRONTEND = PROJECT_ROOT / "frontend-demo"
-
-
-# GraphiQL sends its headers editor's content over HTTP only; this makes its WebSocket send the
-# same headers as connection_init payload, so a signed-in subscription works from the explorer.
-_GRAPHIQL_WS_AUTH = """subscriptionUrl,
-        wsConnectionParams: () => {
-          try { return JSON.parse(localStorage.getItem("graphiql:headers") || "{}"); } catch (e) { return {}; }
-        },"""
-
-
-class RushcartGraphQL(GraphQL[RequestContext, None]):
-    async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(self.graphql_ide_html.replace("subscriptionUrl,\n", _GRAPHIQL_WS_AUTH + "\n", 1))
-
-    async def get_context(self, request: Request | WebSocket, response: Response | None) -> RequestContext:  # type: ignore[override]
-        state: AppState = request.app.state.rushcart
-        return RequestContext(
-            state,
-            headers=request.headers,
-            cookies=request.cookies,
-            response=response,
-            websocket=isinstance(request, WebSocket),
-        )
 
 
 async def healthz(request: Request) -> Response:
@@ -80,15 +57,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     if not settings.database_url or not settings.redis_url:
         raise SystemExit("DATABASE_URL and REDIS_URL must be set (or use `rushcart dev`)")
-    schema = build_schema(
-        Limits(
-            max_depth=settings.max_query_depth,
-            max_aliases=settings.max_aliases,
-            max_tokens=settings.max_tokens,
-            introspection=settings.introspection,
-        ),
-        extra_extensions=[MetricsExtension],
+    limits = Limits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        introspection=settings.introspection,
     )
+    schema = build_schema(limits, extra_extensions=[MetricsExtension])
     graphql = RushcartGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
@@ -97,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keep_alive_interval=15,
         connection_init_wait_timeout=timedelta(seconds=10),
     )
+    graphql.persisted = PersistedOperations.load(schema, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -43,23 +43,26 @@ SUBSCRIPTIONS = Gauge("rushcart_active_subscriptions", "Open GraphQL subscriptio
 BUY_FIELDS = ("placeOrder", "checkout")
 
 
+def record_buys(data: object, seconds: float) -> None:
+    """Count the buy attempts in an operation's `data` by outcome, and how long they took."""
+    if not isinstance(data, dict):
+        return
+    for field in BUY_FIELDS:
+        payload = data.get(field)
+        if isinstance(payload, dict):
+            RESERVATION_SECONDS.observe(seconds)
+            errors = payload.get("errors") or []
+            outcome = "accepted" if payload.get("order") else (errors[0].get("code") if errors else "error")
+            ORDERS.labels(outcome).inc()
+
+
 class MetricsExtension(SchemaExtension):
     """Counts buy attempts by outcome and times them, from the operation's own result."""
 
     def on_execute(self) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        result = self.execution_context.result
-        data = getattr(result, "data", None)
-        if not isinstance(data, dict):
-            return
-        for field in BUY_FIELDS:
-            payload = data.get(field)
-            if isinstance(payload, dict):
-                RESERVATION_SECONDS.observe(time.perf_counter() - started)
-                errors = payload.get("errors") or []
-                outcome = "accepted" if payload.get("order") else (errors[0].get("code") if errors else "error")
-                ORDERS.labels(outcome).inc()
+        record_buys(getattr(self.execution_context.result, "data", None), time.perf_counter() - started)
 
 
 class QueueCollector(Collector):

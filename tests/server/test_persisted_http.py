@@ -1,0 +1,119 @@
+"""Persisted operations over HTTP: sent by documentId, answered exactly as the document text is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from schema.persisted import OPERATIONS_FILE, manifest, split
+from tests.api import Api
+from tests.conftest import unique
+
+IDS = manifest()
+TEXTS = dict(split(OPERATIONS_FILE.read_text()))
+
+
+async def post(api: Api, body: dict[str, Any] | bytes) -> tuple[int, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        if isinstance(body, bytes):
+            response = await client.post(api.url, content=body, headers={**api.headers(),
+                                                                          "Content-Type": "application/json"})
+        else:
+            response = await client.post(api.url, json=body, headers=api.headers())
+    return response.status_code, response.json()
+
+
+async def both(api: Api, name: str, variables: dict[str, Any]) -> tuple[tuple[int, Any], tuple[int, Any]]:
+    """The same operation by documentId and by its text."""
+    by_id = await post(api, {"documentId": IDS[name], "variables": variables})
+    by_text = await post(api, {"query": TEXTS[name], "variables": variables, "operationName": name})
+    return by_id, by_text
+
+
+async def test_place_order_by_document_id_is_the_same_order_as_by_text(api: Api, make_product) -> None:
+    """A replay of the idempotency key by text returns the very answer the documentId got."""
+    buyer = await api.register(f"{unique('persisted')}@example.com")
+    product = await make_product(stock=5, price_cents=1250)
+    variables = {"lines": [{"productId": product["id"], "quantity": 2}], "idempotencyKey": unique("k")}
+    (status, by_id), (text_status, by_text) = await both(buyer, "PlaceOrder", variables)
+    assert 200 == status == text_status
+    order = by_id["data"]["placeOrder"]["order"]
+    assert order["status"] == "PENDING" and order["totalCents"] == 2500 and order["currency"] == "USD"
+    assert by_id == by_text
+
+
+@pytest.mark.parametrize("case", ["out_of_stock", "not_signed_in", "bad_key", "unknown_product"])
+async def test_refusals_are_the_same_by_document_id_and_by_text(api: Api, make_product, case: str) -> None:
+    buyer = await api.register(f"{unique('persisted')}@example.com")
+    product = await make_product(stock=1)
+    lines = [{"productId": product["id"], "quantity": 2 if case == "out_of_stock" else 1}]
+    if case == "unknown_product":
+        lines = [{"productId": "999999999", "quantity": 1}]
+    key = "not a valid key!" if case == "bad_key" else unique("k")
+    caller = api.as_() if case == "not_signed_in" else buyer
+    (status, by_id), (_, by_text) = await both(caller, "PlaceOrder", {"lines": lines, "idempotencyKey": key})
+    assert 200 == status
+    payload = by_id["data"]["placeOrder"]
+    assert payload["order"] is None and len(payload["errors"]) == 1
+    expected = {"out_of_stock": "OUT_OF_STOCK", "not_signed_in": "NOT_AUTHENTICATED", "bad_key": "INVALID_INPUT",
+                "unknown_product": "PRODUCT_NOT_FOUND"}[case]
+    assert payload["errors"][0]["code"] == expected
+    assert by_id == by_text
+
+
+@pytest.mark.parametrize("variables", [
+    {},
+    {"lines": [{"productId": "1", "quantity": "two"}], "idempotencyKey": "k"},
+    {"lines": "nope", "idempotencyKey": 5},
+])
+async def test_bad_variables_get_the_same_errors_and_buy_nothing(api: Api, variables: dict[str, Any]) -> None:
+    buyer = await api.register(f"{unique('persisted')}@example.com")
+    (status, by_id), (text_status, by_text) = await both(buyer, "PlaceOrder", variables)
+    assert status == text_status
+    assert by_id["data"] is None and by_id["errors"]
+    assert by_id == by_text
+
+
+async def test_an_operation_without_a_plan_answers_as_its_text(api: Api, make_product) -> None:
+    """ProductAvailability reads a resolver field, so it runs through Strawberry: same answer."""
+    product = await make_product(stock=7)
+    (status, by_id), (_, by_text) = await both(api, "ProductAvailability", {"id": product["id"]})
+    assert 200 == status
+    assert by_id == {"data": {"product": {"id": product["id"], "available": 7}}} == by_text
+
+
+async def test_cancel_and_status_by_document_id(api: Api, make_product) -> None:
+    buyer = await api.register(f"{unique('persisted')}@example.com")
+    product = await make_product(stock=3)
+    _, placed = await post(buyer, {"documentId": IDS["PlaceOrder"], "variables": {
+        "lines": [{"productId": product["id"], "quantity": 1}], "idempotencyKey": unique("k")}})
+    order_id = placed["data"]["placeOrder"]["order"]["id"]
+    _, cancelled = await post(buyer, {"documentId": IDS["CancelOrder"], "variables": {"id": order_id}})
+    assert cancelled["data"]["cancelOrder"]["order"]["status"] == "CANCELLED"
+    assert cancelled["data"]["cancelOrder"]["order"]["cancelReason"] == "CUSTOMER"
+    (_, status), (_, by_text) = await both(buyer, "OrderStatus", {"id": order_id})
+    assert status == {"data": {"order": {"id": order_id, "status": "CANCELLED", "cancelReason": "CUSTOMER"}}}
+    assert status == by_text
+    # Someone else's order is not theirs to read, by id as by text.
+    stranger = await api.register(f"{unique('persisted')}@example.com")
+    (_, theirs), _ = await both(stranger, "OrderStatus", {"id": order_id})
+    assert theirs == {"data": {"order": None}}
+
+
+@pytest.mark.parametrize(("body", "code", "says"), [
+    ({"documentId": "sha256:" + "0" * 64}, "PERSISTED_DOCUMENT_NOT_FOUND", "unknown documentId"),
+    ({"documentId": IDS["OrderStatus"], "query": "{ me { id } }"}, "BAD_REQUEST", "not both"),
+    ({"documentId": IDS["OrderStatus"], "operationName": "Other"}, "BAD_REQUEST", "does not match"),
+    ({"documentId": IDS["OrderStatus"], "variables": [1, 2]}, "BAD_REQUEST", "variables"),
+    ({"documentId": 7}, "BAD_REQUEST", "must be a string"),
+    (b'{"documentId": ', "BAD_REQUEST", "not valid JSON"),
+    (b'["documentId"]', "BAD_REQUEST", "JSON object"),
+])
+async def test_malformed_persisted_requests_get_a_400_with_a_message(api: Api, body: Any, code: str,
+                                                                     says: str) -> None:
+    status, answer = await post(api, body)
+    assert 400 == status
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == code and says in error["message"]
