@@ -17,6 +17,7 @@ compare the answers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from graphql import (
     located_error,
 )
 from graphql.execution.values import get_argument_values
-from graphql.pyutils import Path, inspect, is_awaitable
+from graphql.pyutils import Path, gather_with_cancel, inspect, is_awaitable, is_iterable
 
 _DEFAULT_RESOLVER_FLAG = "_is_default"
 
@@ -104,12 +105,13 @@ class _Collector:
     def collect(self, parent: GraphQLObjectType,
                 selection_sets: Iterable[SelectionSetNode]) -> dict[str, list[FieldNode]]:
         grouped: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()  # as graphql-core: a fragment spread twice is collected once
         for selection_set in selection_sets:
-            self._into(parent, selection_set, grouped)
+            self._into(parent, selection_set, grouped, visited)
         return grouped
 
     def _into(self, parent: GraphQLObjectType, selection_set: SelectionSetNode,
-              grouped: dict[str, list[FieldNode]]) -> None:
+              grouped: dict[str, list[FieldNode]], visited: set[str]) -> None:
         for selection in selection_set.selections:
             if selection.directives:
                 raise NotCompilable("directives (@skip, @include) decide per request")
@@ -118,13 +120,16 @@ class _Collector:
                 grouped.setdefault(key, []).append(selection)
             elif isinstance(selection, InlineFragmentNode):
                 self._check_condition(parent, selection.type_condition.name.value if selection.type_condition else None)
-                self._into(parent, selection.selection_set, grouped)
+                self._into(parent, selection.selection_set, grouped, visited)
             elif isinstance(selection, FragmentSpreadNode):
                 if getattr(selection, "arguments", None):
                     raise NotCompilable("fragment arguments")
+                if selection.name.value in visited:
+                    continue
+                visited.add(selection.name.value)
                 fragment = self._fragments[selection.name.value]
                 self._check_condition(parent, fragment.type_condition.name.value)
-                self._into(parent, fragment.selection_set, grouped)
+                self._into(parent, fragment.selection_set, grouped, visited)
 
     @staticmethod
     def _check_condition(parent: GraphQLObjectType, condition: str | None) -> None:
@@ -228,18 +233,35 @@ class CompiledOperation:
         try:
             if self._serial:
                 for field in self._fields:
-                    data[field.key] = await self._root_field(executor, field, errors)
+                    value = self._root_field(executor, field, errors)
+                    data[field.key] = await value if is_awaitable(value) else value
             else:
-                pending = [self._root_field(executor, field, errors) for field in self._fields]
-                for field, value in zip(self._fields, [await p for p in pending], strict=True):
-                    data[field.key] = value
+                await self._root_fields_together(executor, data, errors)
         except GraphQLError as error:
-            # A non-null root field came out null: the whole `data` is null (spec 6.4.4).
-            errors.append(error)
-            return ExecutionResult(data=None, errors=errors)
+            # A non-null root field came out null: the whole `data` is null (spec 6.4.4), and
+            # errors that arrive later from fields still settling are not reported.
+            return ExecutionResult(data=None, errors=[*errors, error])
         return ExecutionResult(data=data, errors=errors or None)
 
-    async def _root_field(self, executor: Any, field: RootField, errors: list[GraphQLError]) -> Any:
+    async def _root_fields_together(self, executor: Any, data: dict[str, Any], errors: list[GraphQLError]) -> None:
+        # graphql-core's execute_fields: resolvers started in order, awaited together, so root
+        # fields of a query overlap and share DataLoader batches.
+        pending: list[str] = []
+        try:
+            for field in self._fields:
+                value = self._root_field(executor, field, errors)
+                data[field.key] = value
+                if is_awaitable(value):
+                    pending.append(field.key)
+        except GraphQLError:
+            _settle_in_background([data[key] for key in pending])
+            raise
+        if len(pending) == 1:
+            data[pending[0]] = await data[pending[0]]
+        elif pending:
+            data.update(zip(pending, await gather_with_cancel(*(data[key] for key in pending)), strict=True))
+
+    def _root_field(self, executor: Any, field: RootField, errors: list[GraphQLError]) -> Any:
         path = Path(None, field.key, self._root.name)
         try:
             info = executor.build_resolve_info(field.definition, field.nodes, self._root, path)
@@ -247,11 +269,32 @@ class CompiledOperation:
             resolve = field.definition.resolve or executor.field_resolver
             value = resolve(None, info, **args)
             if is_awaitable(value):
-                value = await value
-            return _complete(field.plan, value, path, field.definition.type, field.nodes, self._root,
-                             field.nodes[0].name.value, errors)
+                return self._await_root_field(field, value, path, errors)
+            return self._complete_root(field, value, path, errors)
         except Exception as raw:
             return _field_error(raw, field.definition.type, field.nodes, path, errors)
+
+    async def _await_root_field(self, field: RootField, value: Any, path: Path, errors: list[GraphQLError]) -> Any:
+        try:
+            return self._complete_root(field, await value, path, errors)
+        except Exception as raw:
+            return _field_error(raw, field.definition.type, field.nodes, path, errors)
+
+    def _complete_root(self, field: RootField, value: Any, path: Path, errors: list[GraphQLError]) -> Any:
+        return _complete(field.plan, value, path, field.definition.type, field.nodes, self._root,
+                         field.nodes[0].name.value, errors)
+
+
+_SETTLING: set[asyncio.Future[Any]] = set()
+
+
+def _settle_in_background(awaitables: list[Any]) -> None:
+    """Let abandoned root fields finish (their errors observed, not reported), as graphql-core does."""
+    if not awaitables:
+        return
+    future = asyncio.ensure_future(asyncio.gather(*awaitables, return_exceptions=True))
+    _SETTLING.add(future)
+    future.add_done_callback(_SETTLING.discard)
 
 
 def _field_error(raw: Exception, return_type: GraphQLOutputType, nodes: Iterable[FieldNode], path: Path,
@@ -283,7 +326,7 @@ def _complete(plan: Plan, value: Any, path: Path, return_type: GraphQLOutputType
                             f"to return non-nullable value, returned: {inspect(coerced)}")
         return coerced
     if isinstance(plan, ListOf):
-        if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
+        if not is_iterable(value):
             raise GraphQLError(f"Expected Iterable, but did not find one for field '{parent}.{field_name}'.")
         item_type = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
         assert isinstance(item_type, GraphQLList)
