@@ -35,26 +35,36 @@ _GRAPHIQL_WS_AUTH = """subscriptionUrl,
 
 # Cheap test before parsing: an ordinary request must not pay for a second JSON parse.
 _DOCUMENT_ID = b'"documentId"'
+# Documents are capped at a few thousand tokens and variables are small; a body this large is
+# refused while it is read rather than buffered whole.
+MAX_BODY_BYTES = 1 << 20
 
 
 class BadRequest(Exception):
-    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
+    def __init__(self, message: str, code: str = "BAD_REQUEST", status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.status = status
 
 
 def _request_error(exc: BadRequest) -> Response:
-    return JSONResponse({"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}, status_code=400)
+    return JSONResponse({"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+                        status_code=exc.status)
 
 
 async def _read_body(receive: Receive) -> bytes:
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes", "PAYLOAD_TOO_LARGE", 413)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -113,7 +123,11 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
         if scope["type"] != "http" or scope["method"] != "POST" or self.persisted is None:
             await super().__call__(scope, receive, send)
             return
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except BadRequest as exc:
+            await _request_error(exc)(scope, receive, send)
+            return
         if _DOCUMENT_ID in body:
             try:
                 document_id, variables, operation_name = _persisted_request(body)

@@ -117,3 +117,13 @@ async def test_malformed_persisted_requests_get_a_400_with_a_message(api: Api, b
     assert 400 == status
     [error] = answer["errors"]
     assert error["extensions"]["code"] == code and says in error["message"]
+
+
+async def test_an_oversized_body_is_refused_with_413(api: Api) -> None:
+    """Any POST to /graphql, persisted or not: the server stops reading past 1 MiB."""
+    body = b'{"query": "{ me { id } }", "variables": {"pad": "' + b"x" * (1 << 20) + b'"}}'
+    status, answer = await post(api, body)
+    assert 413 == status
+    assert answer["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    # The next request on a fresh connection is served as usual.
+    assert (await api("{ products(first: 1) { edges { node { id } } } }"))["products"] is not None
