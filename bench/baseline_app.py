@@ -37,7 +37,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -54,6 +53,9 @@ from uuid6 import uuid7
 from bench.health import readyz
 from db import keys
 from db.engine import asyncpg_dsn
+from schema import Limits
+from schema.persisted import PersistedOperations
+from server.graphql_view import RushcartGraphQL
 from server.settings import Settings
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -297,7 +299,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 
-class BaselineGraphQL(GraphQL[Context, None]):
+class BaselineGraphQL(RushcartGraphQL):
+    """rushcart's view, persisted operations included, with the baseline's context."""
+
     async def get_context(self, request: Request | WebSocket, response: Response | None) -> Context:  # type: ignore[override]
         app = request.app
         return Context(app.state.pool, app.state.redis, request.headers, app.state.payment_ttl_seconds)
@@ -332,6 +336,10 @@ def create_app() -> Starlette:
         pool: asyncpg.Pool = request.app.state.pool
         return await readyz({"postgresql": lambda: pool.fetchval("SELECT 1"), "redis": request.app.state.redis.ping})
 
-    graphql = BaselineGraphQL(build_schema(settings), graphql_ide=None)
+    schema = build_schema(settings)
+    graphql = BaselineGraphQL(schema, graphql_ide=None)
+    # The buying operation by the same documentId as rushcart's, run from a plan as there.
+    graphql.persisted = PersistedOperations.load(
+        schema, Limits(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases), names={"PlaceOrder"})
     return Starlette(routes=[Route("/graphql", graphql, methods=["GET", "POST"]), Route("/readyz", ready)],
                      lifespan=lifespan)

@@ -49,6 +49,11 @@ class VariantRun:
     caught_up_s: float | None  # from the last accepted answer until the backlog was empty
     backlog_peak: int
     load_cpu_pct: float  # of one core, taken by the load generator
+    # CPU per request (warm-up included) of the variant's server processes and of Redis, and the
+    # workers' CPU over the load: what each variant costs the machine, whatever else runs on it.
+    server_cpu_us: float
+    redis_cpu_us: float
+    worker_cpu_s: float
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -61,7 +66,7 @@ class VariantRun:
 
 def summarise(variant: str, round_: int, load: dict[str, Any], sale_units: int, units_sold: int,
               drain_s: float | None, caught_up_s: float | None, backlog_peak: int,
-              checks: list[Check]) -> VariantRun:
+              checks: list[Check], server_cpu_s: float, redis_cpu_s: float, worker_cpu_s: float) -> VariantRun:
     outcomes: dict[str, int] = load["outcomes"]
     elapsed = float(load["elapsed"])
     accepted = outcomes.get(ACCEPTED, 0)
@@ -95,6 +100,9 @@ def summarise(variant: str, round_: int, load: dict[str, Any], sale_units: int, 
         caught_up_s=caught_up_s,
         backlog_peak=backlog_peak,
         load_cpu_pct=100 * float(load["cpu_s"]) / elapsed,
+        server_cpu_us=1e6 * server_cpu_s / max(1, load["requests"] + load["warmup_requests"]),
+        redis_cpu_us=1e6 * redis_cpu_s / max(1, load["requests"] + load["warmup_requests"]),
+        worker_cpu_s=worker_cpu_s,
         checks=checks,
     )
 
@@ -135,6 +143,9 @@ ROWS: list[tuple[str, Callable[[VariantRun], float | None], int]] = [
     ("drain after burst (s)", lambda r: r.drain_s, 2),
     ("backlog empty after last accept (s)", lambda r: r.caught_up_s, 2),
     ("load generator CPU (% of a core)", lambda r: r.load_cpu_pct, 0),
+    ("API server CPU per request (us)", lambda r: r.server_cpu_us, 0),
+    ("Redis CPU per request (us)", lambda r: r.redis_cpu_us, 0),
+    ("worker CPU during the load (s)", lambda r: r.worker_cpu_s, 1),
 ]
 
 

@@ -3,8 +3,10 @@
 One run: a fresh stack (bench.stack), buyers registered through the API (bench.seed), then for
 each round and each variant (bench.variant) a fresh sale, a burst from a separate load process
 (bench.load), the drain of the persistence backlog (bench.drain) and the invariant check
-(bench.invariants); at the end the table, the ratios (bench.report) and
-bench/results/<timestamp>.json. Exit status 1 on any violation, 2 if the stack failed, 130 on Ctrl-C.
+(bench.invariants); then, with the servers and workers stopped, batched persistence against one
+transaction per order (bench.persistence); at the end the table, the ratios (bench.report),
+bench/results/<timestamp>.json and its plot beside it (bench.plot). Exit status 1 on any
+violation, 2 if the stack failed, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import NoReturn
 
 import httpx
 
-from bench import report
+from bench import persistence, plot, report
 from bench.seed import STAFF_EMAIL, STAFF_PASSWORD, Buyer, GraphQL, SeedError, register_buyers, staff_token
 from bench.stack import ROOT, BenchStack, StackError
 from bench.variant import Setting, run_variant
@@ -50,11 +52,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--rounds", type=int, default=1, help="repeat every variant; the table shows medians")
     p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="HTTP client of the load generator")
-    p.add_argument("--answer", choices=("minimal", "lines"), default="minimal",
-                   help="placeOrder selection: the order's id, status, total (as the ceiling), or also its lines")
+    p.add_argument("--answer", choices=("persisted", "minimal", "lines"), default="persisted",
+                   help="how GraphQL variants ask: the PlaceOrder persisted operation by documentId, or the "
+                        "document text selecting the order's id, status, total (as the ceiling), or also its lines")
     p.add_argument("--register-concurrency", type=int, default=8, help="registrations in flight")
     p.add_argument("--timeout", type=float, default=30, help="seconds before a request counts as failed")
     p.add_argument("--drain-timeout", type=float, default=120, help="seconds to wait for the backlog to drain")
+    p.add_argument("--persistence-orders", type=int, default=5000,
+                   help="orders persisted batched and then one transaction each, after the variants (0: skip)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
     p.add_argument("--data-dir", type=Path,
                    default=Path(os.environ.get("RUSHCART_DATA_DIR") or ROOT / ".data") / "bench",
@@ -67,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("concurrency", "processes", "buyers", "products", "stock", "max_quantity", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.persistence_orders < 0:
+        p.error("--persistence-orders must be 0 (skip) or more")
     if args.workers < 1 and {"rushcart", "ceiling"} & set(args.variant_list):
         p.error("--workers must be at least 1: rushcart and ceiling persist through the workers")
     args.seed = args.seed or random.randrange(1, 1 << 30)
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = time.strftime("%Y%m%d-%H%M%S")
     stack = BenchStack(args.data_dir)
     runs: list[report.VariantRun] = []
+    persisted: persistence.PersistenceRun | None = None
     try:
         say(f"bench {run_id}: PostgreSQL and Redis under {args.data_dir}")
         stack.start_storage()
@@ -123,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
                     f"drain {report.fmt(run.drain_s, 2)} s, invariants {'ok' if run.ok else 'VIOLATED'}")
                 runs.append(run)
+        if args.persistence_orders:
+            persisted = measure_persistence(stack, args, run_id, ports, staff, buyers)
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
@@ -134,21 +144,44 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-    return finish(args, run_id, runs)
+    return finish(args, run_id, runs, persisted)
 
 
-def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun]) -> int:
+def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str, ports: dict[str, list[int]],
+                        staff: str, buyers: list[Buyer]) -> persistence.PersistenceRun:
+    say(f"persistence: {args.persistence_orders:,} orders, batched and then one transaction each")
+    sales = asyncio.run(persistence.create_sales(
+        f"http://127.0.0.1:{ports['rushcart'][0]}/graphql", staff, f"BENCH-{run_id}-persist", args.products,
+        persistence.stock_needed(args.persistence_orders, args.max_quantity)))
+    # Only the side being measured may persist these orders: no worker, no sweeper.
+    stack.stop_children()
+    found = asyncio.run(persistence.measure(stack, sales, buyers, args.persistence_orders, args.max_quantity,
+                                            args.seed, f"{run_id}-persist"))
+    ok = found.batched.ok and found.single.ok
+    say(f"  persistence: batched {found.batched.orders_per_s:,.0f} orders/s, single "
+        f"{found.single.orders_per_s:,.0f} orders/s, {report.fmt(found.ratio, 1)}x, "
+        f"invariants {'ok' if ok else 'VIOLATED'}")
+    return found
+
+
+def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
+           persisted: persistence.PersistenceRun | None) -> int:
     found = report.ratios(runs, args.variant_list)
     limit = args.max_per_customer or "none"
     load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
-    print(f"\nflash sale: {args.products} products x {args.stock} units (limit per buyer: {limit}), "
-          f"{args.buyers} buyers, concurrency {args.concurrency}, {args.processes} API processes, "
-          f"{args.workers} workers, {load} per variant, {args.rounds} round(s)"
-          f"{' (medians)' if args.rounds > 1 else ''}\n")
+    header = (f"flash sale: {args.products} products x {args.stock} units (limit per buyer: {limit}), "
+              f"{args.buyers} buyers, concurrency {args.concurrency}, {args.processes} API processes, "
+              f"{args.workers} workers, {load} per variant, {args.rounds} round(s)"
+              f"{' (medians)' if args.rounds > 1 else ''}")
+    print(f"\n{header}\n")
     print(report.table(runs, args.variant_list))
     print()
     for line in report.ratio_lines(found):
         print(line)
+    if persisted is not None:
+        print()
+        for line in persistence.section(persisted):
+            print(line)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{run_id}.json"
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -156,9 +189,18 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun])
         "run_id": run_id, "settings": settings,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "runs": [r.to_json() for r in runs], "ratios": found,
+        "persistence": None if persisted is None else persisted.to_json(),
     }, indent=1))
     print(f"\nresults: {path.relative_to(ROOT)}")
-    problems = report.violations(runs)
+    picture = path.with_suffix(".png")
+    try:
+        plot.write(runs, args.variant_list, picture, f"{run_id}  {header}")
+    except plot.Unavailable as exc:
+        # The figures are all in the JSON and the table; a missing picture fails nothing.
+        say(f"no plot: {exc}")
+    else:
+        print(f"plot: {picture.relative_to(ROOT)}")
+    problems = report.violations(runs) + persistence.violations(persisted)
     for problem in problems:
         print(f"INVARIANT VIOLATED: {problem}", file=sys.stderr)
     return 1 if problems else 0

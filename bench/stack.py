@@ -69,6 +69,15 @@ def _forget_dead_pg_handles(pgdata: Path) -> None:
     handles.write_text(json.dumps([pid for pid in pids if Path(f"/proc/{pid}").exists()]))
 
 
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime, the 14th and 15th fields of stat(5); fields[0] here is the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Child:
     name: str
@@ -174,6 +183,13 @@ class BenchStack:
         self.children.append(child)
         self._remember_children()
         return child
+
+    def cpu_seconds(self, kind: str) -> float:
+        """CPU used so far by our children named `kind-N` (a variant's servers, "worker"), or by
+        "redis": read from /proc, so a busy machine's other load does not blur it."""
+        pids = ([self.redis_server.process.pid] if kind == "redis" and self.redis_server and self.redis_server.process
+                else [c.process.pid for c in self.children if c.name.rsplit("-", 1)[0] == kind])
+        return sum(_process_cpu(pid) for pid in pids)
 
     def run_cli(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,

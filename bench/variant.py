@@ -74,8 +74,10 @@ async def _measure(s: Setting, variant: str, round_: int, spec: LoadSpec, sale: 
     backlog = Backlog(redis)
     # Sampled from before the burst, so the drain is timed from the burst's end, not from when we looked.
     watcher = asyncio.create_task(backlog.watch())
+    cpu_before = {kind: s.stack.cpu_seconds(kind) for kind in (variant, "redis", "worker")}
     try:
         load = await run_load(s.stack.data_dir / "runs", f"{variant}-{round_}", spec)
+        cpu = {kind: s.stack.cpu_seconds(kind) - before for kind, before in cpu_before.items()}
         ids = [oid for oid, _, _ in load["accepted"]]
         drain = await wait_drained(backlog, pg, load["ended_at"], ids, s.drain_timeout)
     finally:
@@ -94,7 +96,7 @@ async def _measure(s: Setting, variant: str, round_: int, spec: LoadSpec, sale: 
     remaining = int(await pg.fetchval("SELECT sum(stock) FROM products WHERE id = ANY($1)", sale.products))
     offered = s.products * s.stock
     return report.summarise(variant, round_, load, offered, offered - remaining, drain, caught_up, backlog.peak,
-                            checks)
+                            checks, cpu[variant], cpu["redis"], cpu["worker"])
 
 
 def _files(work: Path, name: str, spec: LoadSpec) -> tuple[Path, Path]:
