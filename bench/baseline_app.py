@@ -57,6 +57,7 @@ from schema import Limits
 from schema.persisted import PersistedOperations
 from server.graphql_view import RushcartGraphQL
 from server.settings import Settings
+from server.state import freeze_startup_heap
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_LINES = 50
@@ -326,6 +327,7 @@ def create_app() -> Starlette:
         )
         app.state.redis = aioredis.Redis.from_url(settings.redis_url, max_connections=256)
         app.state.payment_ttl_seconds = settings.order_payment_ttl_seconds
+        freeze_startup_heap()  # as the API does
         try:
             yield
         finally:

@@ -25,7 +25,7 @@ from server.graphql_view import RushcartGraphQL
 from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
-from server.state import close_state, open_state, warm_state
+from server.state import close_state, freeze_startup_heap, open_state, warm_state
 from server.webhooks import payment_webhook
 
 log = logging.getLogger("rushcart.app")
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.rushcart = state
         app.state.settings = settings
         await warm_state(state)
+        freeze_startup_heap()
         app.state.metrics_registry = registry_for(settings.redis_url)
         gauge_task = asyncio.create_task(publish_subscriber_count(state.events))
         try:
