@@ -94,6 +94,11 @@ class RootField:
     definition: GraphQLField
     nodes: list[FieldNode]
     plan: Plan
+    # Calls the resolver without Strawberry's per-request argument conversion (schema.direct_call).
+    call: RootCaller | None = None
+
+
+RootCaller = Callable[[Any, Any, dict[str, Any]], Any]
 
 
 class _Collector:
@@ -159,9 +164,11 @@ def _plain_getter(field: GraphQLField) -> Callable[[Any], Any]:
 
 
 class _Compiler:
-    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]) -> None:
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
+                 direct_calls: Callable[[GraphQLField], RootCaller | None] | None) -> None:
         self._schema = schema
         self._collector = _Collector(fragments)
+        self._direct_calls = direct_calls
 
     def plan(self, type_: GraphQLOutputType, nodes: list[FieldNode]) -> Plan:
         if isinstance(type_, GraphQLNonNull):
@@ -202,7 +209,8 @@ class _Compiler:
             if name.startswith("__"):
                 raise NotCompilable("introspection fields")
             definition = root.fields[name]
-            fields.append(RootField(key, definition, nodes, self.plan(definition.type, nodes)))
+            call = self._direct_calls(definition) if self._direct_calls else None
+            fields.append(RootField(key, definition, nodes, self.plan(definition.type, nodes), call))
         return root, fields
 
 
@@ -266,8 +274,11 @@ class CompiledOperation:
         try:
             info = executor.build_resolve_info(field.definition, field.nodes, self._root, path)
             args = get_argument_values(field.definition, field.nodes[0], executor.variable_values)
-            resolve = field.definition.resolve or executor.field_resolver
-            value = resolve(None, info, **args)
+            if field.call is not None:
+                value = field.call(None, info, args)
+            else:
+                resolve = field.definition.resolve or executor.field_resolver
+                value = resolve(None, info, **args)
             if is_awaitable(value):
                 return self._await_root_field(field, value, path, errors)
             return self._complete_root(field, value, path, errors)
@@ -350,8 +361,13 @@ def _complete(plan: Plan, value: Any, path: Path, return_type: GraphQLOutputType
     return result
 
 
-def compile_operation(schema: GraphQLSchema, document: DocumentNode, executor_class: Any) -> CompiledOperation | None:
-    """A plan for the document's one query or mutation, or None if it must run on the usual path."""
+def compile_operation(schema: GraphQLSchema, document: DocumentNode, executor_class: Any,
+                      direct_calls: Callable[[GraphQLField], RootCaller | None] | None = None,
+                      ) -> CompiledOperation | None:
+    """A plan for the document's one query or mutation, or None if it must run on the usual path.
+
+    `direct_calls` may offer, per root field, a caller that replaces the field's resolve function.
+    """
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if len(operations) != 1 or operations[0].operation == OperationType.SUBSCRIPTION:
         return None
@@ -360,7 +376,7 @@ def compile_operation(schema: GraphQLSchema, document: DocumentNode, executor_cl
     if operation.directives or any(v.directives for v in operation.variable_definitions or ()):
         return None
     try:
-        root, fields = _Compiler(schema, fragments).roots(operation)
+        root, fields = _Compiler(schema, fragments, direct_calls).roots(operation)
     except NotCompilable:
         return None
     return CompiledOperation(schema, document, operation, root, fields, executor_class)

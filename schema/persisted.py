@@ -32,6 +32,7 @@ from strawberry.extensions import SchemaExtension
 
 from schema import Limits, guard_rules
 from schema.compiled import CompiledOperation, compile_operation
+from schema.direct_call import direct_call
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")
 MANIFEST_FILE = Path(__file__).with_name("operations.json")
@@ -140,7 +141,10 @@ class PersistedOperations:
             if errors:
                 raise PersistedOperationError(f"{name}: {'; '.join(e.message for e in errors)}")
             operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-            compiled = compile_operation(graphql_schema, document, schema.execution_context_class) if plans else None
+            compiled = compile_operation(
+                graphql_schema, document, schema.execution_context_class,
+                lambda field: direct_call(schema, field),
+            ) if plans else None
             op = PersistedOperation(document_id(op_text), name, op_text, document, operation.operation, compiled)
             operations[op.id] = op
         return cls(operations)

@@ -1,7 +1,8 @@
 """schema.compiled gives the answers graphql-core's own executor gives, and declines what it does not plan.
 
-Every document runs twice against one small Strawberry schema: through `graphql.execute` with
-Strawberry's executor class, and through `compile_operation(...).execute(...)`. Data (with its
+Every document runs against one small Strawberry schema: through `graphql.execute` with
+Strawberry's executor class, and through `compile_operation(...).execute(...)`, once calling root
+resolvers through Strawberry's wrapper and once through schema.direct_call. Data (with its
 key order), the formatted errors (message, locations, path, extensions) and the side effects the
 resolvers leave in the context must be the same. Plain objects only: no database, no Redis, no
 live stack.
@@ -26,6 +27,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from schema.compiled import compile_operation
+from schema.direct_call import direct_call
 
 # --- the schema --------------------------------------------------------------------------------
 
@@ -121,6 +123,18 @@ class GreetInput:
     name: str
     color: Color
     greeting: str = "Hello"
+
+
+@strawberry.input
+class NoteInput:
+    """Plain fields only: schema.direct_call converts it without Strawberry's routine."""
+
+    text: str
+    author: str | None
+    tags: list[str] = strawberry.field(default_factory=list)
+    priority: int | None = 3
+    score: float | None = strawberry.UNSET
+    pinned: bool = False
 
 
 @strawberry.input
@@ -314,6 +328,16 @@ class Mutation:
         return entry or None  # type: ignore[return-value]
 
     @strawberry.field
+    async def note(self, info: Ctx, input: NoteInput, extra: list[NoteInput] | None = None,
+                   label: str | None = "none given") -> str:
+        def seen(n: NoteInput) -> list[Any]:
+            return [type(n).__name__, n.text, n.author, n.tags, n.priority,
+                    "UNSET" if n.score is strawberry.UNSET else n.score, n.pinned]
+
+        info.context.log.append(f"note {input.text}")
+        return json.dumps([seen(input), None if extra is None else [seen(n) for n in extra], label])
+
+    @strawberry.field
     async def create(self, info: Ctx, input: ItemInput) -> Item:
         info.context.log.append(f"create {input.name}")
         return _item("new", name=input.name, color=input.color,
@@ -355,8 +379,19 @@ async def _reference(document: str, variables: dict[str, Any] | None, context: C
     return result
 
 
-async def _compiled(document: str, variables: dict[str, Any] | None, context: Context) -> ExecutionResult:
-    compiled = compile_operation(SCHEMA._schema, parse(document), SCHEMA.execution_context_class)
+def _direct(field: Any) -> Any:
+    return direct_call(SCHEMA, field)
+
+
+@pytest.fixture(params=["strawberry-wrapper", "direct-call"])
+def direct(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "direct-call")
+
+
+async def _compiled(document: str, variables: dict[str, Any] | None, context: Context,
+                    direct: bool = False) -> ExecutionResult:
+    compiled = compile_operation(SCHEMA._schema, parse(document), SCHEMA.execution_context_class,
+                                 _direct if direct else None)
     assert compiled is not None, "expected the operation to compile"
     return await compiled.execute(context, variables)
 
@@ -468,6 +503,16 @@ CASES = [
     Case("mutation-object-between-fields", 'mutation { first: append(entry: "a") made: create(input: '
                                            '{name: "n", color: RED, tags: ["t"]}) { name tags { name weight } } '
                                            'last: append(entry: "b") }'),
+    Case("plain-input-every-field",
+         "mutation($n: NoteInput!) { note(input: $n, extra: [{text: \"b\", author: null}], label: \"L\") }",
+         variables={"n": {"text": "a", "author": "me", "tags": ["x", "y"], "priority": 1, "score": 2.5,
+                          "pinned": True}}),
+    Case("plain-input-fields-left-out", 'mutation { note(input: {text: "a", author: null}) }'),
+    Case("plain-input-null-optionals", 'mutation { note(input: {text: "a", author: null, priority: null, '
+                                       'score: null}, extra: null, label: null) }'),
+    Case("plain-input-list-variable", "mutation($e: [NoteInput!]) { note(input: {text: \"a\", author: \"z\"}, "
+                                      "extra: $e) }",
+         variables={"e": [{"text": "c", "author": None, "tags": []}, {"text": "d", "author": "q"}]}),
     Case("mutation-with-input-variable",
          "mutation Make($input: ItemInput!) { create(input: $input) { id name color tags { name weight } } }",
          variables={"input": {"name": "Lamp", "color": "GREEN", "tags": ["home", "light"]}}),
@@ -475,23 +520,23 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_same_answer_as_graphql_core(case: Case) -> None:
+async def test_same_answer_as_graphql_core(case: Case, direct: bool) -> None:
     _valid(case.document)
     reference_context, compiled_context = Context(), Context()
     expected = await _reference(case.document, case.variables, reference_context)
     assert len(expected.errors or []) == case.errors, expected.errors
     assert (expected.data is None) == case.data_null, expected.data
 
-    got = await _compiled(case.document, case.variables, compiled_context)
+    got = await _compiled(case.document, case.variables, compiled_context, direct)
 
     assert _answer(got, compiled_context) == _answer(expected, reference_context)
 
 
-async def test_mutation_fields_run_serially() -> None:
+async def test_mutation_fields_run_serially(direct: bool) -> None:
     """The first field's side effect lands before the second field starts, although it sleeps."""
     document = 'mutation { first: append(entry: "a", delay: 0.02) second: append(entry: "b") }'
     context = Context()
-    result = await _compiled(document, None, context)
+    result = await _compiled(document, None, context, direct)
     assert result.errors is None
     assert context.log == ["a", "b"]
     assert result.data == {"first": ["a"], "second": ["a", "b"]}
@@ -528,13 +573,13 @@ VARIABLE_ERRORS = [
 
 
 @pytest.mark.parametrize(("document", "variables"), VARIABLE_ERRORS)
-async def test_variable_coercion_errors(document: str, variables: dict[str, Any] | None) -> None:
+async def test_variable_coercion_errors(document: str, variables: dict[str, Any] | None, direct: bool) -> None:
     _valid(document)
     reference_context, compiled_context = Context(), Context()
     expected = await _reference(document, variables, reference_context)
     assert expected.data is None and expected.errors, expected
 
-    got = await _compiled(document, variables, compiled_context)
+    got = await _compiled(document, variables, compiled_context, direct)
 
     assert got.data is None
     assert _answer(got, compiled_context) == _answer(expected, reference_context)
@@ -572,3 +617,15 @@ NOT_COMPILED = [
 def test_not_compiled(document: str) -> None:
     _valid(document)
     assert compile_operation(SCHEMA._schema, parse(document), SCHEMA.execution_context_class) is None
+
+
+@pytest.mark.parametrize(("field", "planned"), [
+    ("note", True), ("item", True), ("append", True), ("version", True),
+    ("greet", False),  # an enum inside the input: Strawberry converts it
+    ("create", False),
+])
+def test_direct_call_plans_plain_arguments_only(field: str, planned: bool) -> None:
+    root = SCHEMA._schema.mutation_type if field in ("note", "append", "create") else SCHEMA._schema.query_type
+    assert root is not None
+    assert (direct_call(SCHEMA, root.fields[SCHEMA.config.name_converter.apply_naming_config(field)]) is not None) \
+        == planned
