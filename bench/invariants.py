@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
@@ -23,6 +23,19 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+
+
+class Checked:
+    """A measured run with its invariant checks (mixed into the runs' dataclasses)."""
+
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}  # type: ignore[call-overload]  # subclasses are dataclasses
 
 
 def _mismatches(want: dict[int, int], got: dict[int, int]) -> str:

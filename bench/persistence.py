@@ -32,14 +32,14 @@ import random
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.invariants import Check, check_sale
+from bench.invariants import Check, Checked, check_sale
 from bench.seed import Buyer, GraphQL, Sale, create_sale
 from bench.stack import BenchStack
 from db import keys
@@ -110,7 +110,7 @@ class SessionClock:
 
 
 @dataclass
-class SideRun:
+class SideRun(Checked):
     side: str
     orders: int  # persisted in the timed part
     items: int  # order_items rows written in the timed part
@@ -119,13 +119,6 @@ class SideRun:
     orders_per_s: float
     items_per_s: float
     checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
 
 
 @dataclass

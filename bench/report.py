@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from bench.invariants import Check
+from bench.invariants import Check, Checked
 from bench.load import ACCEPTED, is_uncertain
 
 
@@ -21,7 +21,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 @dataclass
-class VariantRun:
+class VariantRun(Checked):
     variant: str
     round: int
     requests: int
@@ -55,13 +55,6 @@ class VariantRun:
     redis_cpu_us: float
     worker_cpu_s: float
     checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
 
 
 def summarise(variant: str, round_: int, load: dict[str, Any], sale_units: int, units_sold: int,

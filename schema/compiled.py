@@ -183,14 +183,18 @@ class _Compiler:
             return ObjectOf(self.fields(type_, nodes))
         raise NotCompilable(f"abstract type {type_}")
 
+    @staticmethod
+    def _definition(parent: GraphQLObjectType, nodes: list[FieldNode]) -> tuple[str, GraphQLField]:
+        name = nodes[0].name.value
+        if name.startswith("__"):
+            raise NotCompilable("introspection fields")
+        return name, parent.fields[name]
+
     def fields(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> tuple[FieldPlan, ...]:
         grouped = self._collector.collect(parent, [n.selection_set for n in nodes if n.selection_set])
         plans = []
         for key, field_nodes in grouped.items():
-            name = field_nodes[0].name.value
-            if name.startswith("__"):
-                raise NotCompilable("introspection fields")
-            definition = parent.fields[name]
+            name, definition = self._definition(parent, field_nodes)
             plans.append(FieldPlan(
                 key=key, get=_plain_getter(definition), return_type=definition.type,
                 plan=self.plan(definition.type, field_nodes), nodes=tuple(field_nodes),
@@ -205,10 +209,7 @@ class _Compiler:
         grouped = self._collector.collect(root, [operation.selection_set])
         fields = []
         for key, nodes in grouped.items():
-            name = nodes[0].name.value
-            if name.startswith("__"):
-                raise NotCompilable("introspection fields")
-            definition = root.fields[name]
+            _, definition = self._definition(root, nodes)
             call = self._direct_calls(definition) if self._direct_calls else None
             fields.append(RootField(key, definition, nodes, self.plan(definition.type, nodes), call))
         return root, fields
