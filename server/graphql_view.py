@@ -84,13 +84,23 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _persisted_request(body: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
+def _is_json(scope: Scope) -> bool:
+    # As Strawberry requires for any POST: a cross-site form can send text/plain without a
+    # preflight, never application/json.
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+    return False
+
+
+def _persisted_request(body: bytes) -> tuple[str, dict[str, Any] | None, str | None] | None:
+    """What a persisted request asks for; None if the body is not one (Strawberry answers it)."""
     try:
         doc = json.loads(body)
-    except ValueError as exc:
-        raise BadRequest("the body is not valid JSON") from exc
-    if not isinstance(doc, dict):
-        raise BadRequest("the body must be a JSON object")
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or "documentId" not in doc:
+        return None
     document_id, variables, operation_name = doc.get("documentId"), doc.get("variables"), doc.get("operationName")
     if doc.get("query") is not None:
         raise BadRequest("send either `query` or `documentId`, not both")
@@ -128,13 +138,13 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
         except BadRequest as exc:
             await _request_error(exc)(scope, receive, send)
             return
-        if _DOCUMENT_ID in body:
-            try:
-                document_id, variables, operation_name = _persisted_request(body)
-                operation = self._operation(document_id, operation_name)
-            except BadRequest as exc:
-                await _request_error(exc)(scope, receive, send)
-                return
+        try:
+            found = self._persisted(scope, body)
+        except BadRequest as exc:
+            await _request_error(exc)(scope, receive, send)
+            return
+        if found is not None:
+            operation, variables = found
             if operation.compiled is not None:
                 response = await self._run_planned(Request(scope, receive), operation, variables)
                 await response(scope, receive, send)
@@ -143,6 +153,16 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
             body = json.dumps({"query": operation.text, "variables": variables,
                                "operationName": operation.name}).encode()
         await super().__call__(scope, _replay(body, receive), send)
+
+    def _persisted(self, scope: Scope, body: bytes) -> tuple[PersistedOperation, dict[str, Any] | None] | None:
+        """The persisted operation a JSON body names, with its variables; None for any other body."""
+        if _DOCUMENT_ID not in body or not _is_json(scope):
+            return None
+        asked = _persisted_request(body)
+        if asked is None:
+            return None
+        document_id, variables, operation_name = asked
+        return self._operation(document_id, operation_name), variables
 
     def _operation(self, document_id: str, operation_name: str | None) -> PersistedOperation:
         assert self.persisted is not None
