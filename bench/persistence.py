@@ -16,7 +16,7 @@ timed, until `orders:topersist` is empty:
 Both write the same rows into the real, hash-partitioned `orders` and `order_items` on the same
 database with the same durability (plain commits; fsync and synchronous_commit as PostgreSQL runs
 them, recorded), both write one batch at a time as the workers do under their drain lock, and both
-finish the Redis side with the product's `order_persisted` script after their commits, pipelined
+finish the Redis side with the product's `orders_persisted` script after their commits, one call
 per batch. The workers are stopped first, so nothing else persists these orders. Afterwards each
 side's sale goes through the variants' invariant checks.
 
@@ -44,8 +44,8 @@ from bench.seed import Buyer, GraphQL, Sale, create_sale
 from bench.stack import BenchStack
 from db import keys
 from db.engine import asyncpg_dsn
-from db.order_persistence import persist_pending
-from db.orders import STATUS_CACHE_SECONDS, OrderRecord
+from db.order_persistence import finish_in_redis, persist_pending, read_records
+from db.orders import OrderRecord
 from db.values import as_text
 from resolvers.context import AppState
 from server.settings import Settings
@@ -205,25 +205,13 @@ async def persist_one_by_one(state: AppState, pool: asyncpg.Pool, batch_size: in
         ids = [as_text(i) for i in await state.redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)]
         if not ids:
             return inserted
-        async with state.redis.pipeline(transaction=False) as pipe:
-            for oid in ids:
-                pipe.hgetall(keys.order(oid))
-            # An id without a record is left in the set; the checks then report it.
-            records = [OrderRecord.from_hash(raw) for raw in await pipe.execute() if raw]
+        # Read and finished in Redis as the product's batches do it: one reply per batch each way.
+        records, _ = await read_records(state.scripts, ids)  # an id without a record: the checks report it
         if not records:
             return inserted
         with watch.running():
             inserted += await _insert_each(pool, records)
-        # After the commits, as the batch does it: drop the holds and the to-persist entries.
-        async with state.redis.pipeline(transaction=False) as pipe:
-            for r in records:
-                await state.scripts.order_persisted(
-                    keys=[keys.order(r.id), keys.ORDERS_TO_PERSIST, keys.orders_inflight(r.customer_id),
-                          *[keys.stock_held(line.product_id) for line in r.lines]],
-                    args=[r.id, STATUS_CACHE_SECONDS, *[line.quantity for line in r.lines]],
-                    client=pipe,
-                )
-            await pipe.execute()
+        await finish_in_redis(state.scripts, records)
 
 
 async def _side(state: AppState, pg: asyncpg.Pool, side: str, sale: Sale, orders: list[Planned], key_prefix: str,

@@ -44,12 +44,7 @@ async def persist_orders(
     before them in the same transaction, so an order paid early is never expired afterwards."""
     from db.payments import apply_waiting_for_orders
 
-    async with redis.pipeline(transaction=False) as pipe:
-        for oid in order_ids:
-            pipe.hgetall(keys.order(oid))
-        raws = await pipe.execute()
-    records = [OrderRecord.from_hash(raw) for raw in raws if raw]
-    missing = [oid for oid, raw in zip(order_ids, raws, strict=True) if not raw]
+    records, missing = await read_records(scripts, order_ids)
     if missing:
         # An id without a record cannot be persisted; it only happens after Redis lost data.
         log.error("orders %s are queued for persistence but have no record in Redis; dropping the ids", missing)
@@ -118,19 +113,37 @@ async def persist_orders(
             await decrement_stock(session, sold)
             paid, released = await apply_waiting_for_orders(session, scripts, [r.id for r in inserted])
 
-    async with redis.pipeline(transaction=False) as pipe:
-        for r in records:
-            await scripts.order_persisted(
-                keys=[keys.order(r.id), keys.ORDERS_TO_PERSIST, keys.orders_inflight(r.customer_id),
-                      *[keys.stock_held(line.product_id) for line in r.lines]],
-                args=[r.id, STATUS_CACHE_SECONDS, *[line.quantity for line in r.lines]],
-                client=pipe,
-            )
-        await pipe.execute()
+    await finish_in_redis(scripts, records)
     for ref in paid:
         await publish_status(scripts, ref, "PAID", None)
     await publish_released(scripts, released)
     return PersistResult(len(inserted), len(records) - len(inserted), len(missing))
+
+
+async def read_records(scripts: Any, order_ids: Sequence[str]) -> tuple[list[OrderRecord], list[str]]:
+    """The orders' records from Redis in one reply, and the ids that have none."""
+    raws = await scripts.orders_read(keys=[keys.order(oid) for oid in order_ids]) if order_ids else []
+    records, missing = [], []
+    for oid, flat in zip(order_ids, raws, strict=True):
+        if flat:
+            records.append(OrderRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))))
+        else:
+            missing.append(oid)
+    return records, missing
+
+
+async def finish_in_redis(scripts: Any, records: Sequence[OrderRecord]) -> int:
+    """After the commit: drop the orders' holds and to-persist entries, once each (a second call,
+    or one after a crash, changes nothing). Returns how many this call finished."""
+    if not records:
+        return 0
+    script_keys: list[str] = [keys.ORDERS_TO_PERSIST]
+    args: list[Any] = [STATUS_CACHE_SECONDS]
+    for r in records:
+        script_keys += [keys.order(r.id), keys.orders_inflight(r.customer_id),
+                        *[keys.stock_held(line.product_id) for line in r.lines]]
+        args += [r.id, len(r.lines), *[line.quantity for line in r.lines]]
+    return int(await scripts.orders_persisted(keys=script_keys, args=args))
 
 
 async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:

@@ -1,6 +1,6 @@
 """Found by scenario 1 (now fixed): the stock reconciler took units off sale after a worker died mid-batch.
 
-A worker that dies between committing a batch and its Redis step (order_persisted) leaves the
+A worker that dies between committing a batch and its Redis step (orders_persisted) leaves the
 batch's units counted twice by "products.stock minus stock:held" (PostgreSQL already took them
 off, the holds are still there) until the next persistence run finishes that Redis step: after a
 kill -9 that is seconds (the sweeper's 2 s age, the dead drainer's 10 s lock). The reconciler
@@ -10,7 +10,7 @@ newly registered job immediately) and queued runs pile up: in scenario 1 the new
 within 10 ms (its own and the one the killed worker had enqueued at its start), "confirmed" the
 drift and lowered the counter, leaving units that exist unsellable.
 
-Here the crash is made exact: the order is persisted with a Scripts object whose order_persisted
+Here the crash is made exact: the order is persisted with a Scripts object whose orders_persisted
 fails, as the process dying at that point would, and the reconciler runs twice meanwhile.
 """
 
@@ -41,7 +41,7 @@ class DiesBeforeRedisStep:
         self._scripts = scripts
 
     def __getattr__(self, name: str) -> Any:
-        if name == "order_persisted":
+        if name == "orders_persisted":
             raise ProcessDied()
         return getattr(self._scripts, name)
 
