@@ -42,6 +42,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     Undefined,
+    default_field_resolver,
     located_error,
 )
 from graphql.execution.values import get_argument_values
@@ -94,11 +95,17 @@ class RootField:
     definition: GraphQLField
     nodes: list[FieldNode]
     plan: Plan
-    # Calls the resolver without Strawberry's per-request argument conversion (schema.direct_call).
-    call: RootCaller | None = None
+    # (source, resolve info, coerced arguments) -> the field's value: its resolve function, or a
+    # caller that skips Strawberry's per-request argument conversion (schema.direct_call).
+    call: RootCaller
 
 
 RootCaller = Callable[[Any, Any, dict[str, Any]], Any]
+
+
+def _resolve_call(definition: GraphQLField) -> RootCaller:
+    resolve = definition.resolve or default_field_resolver
+    return lambda source, info, args: resolve(source, info, **args)
 
 
 class _Collector:
@@ -210,7 +217,7 @@ class _Compiler:
         fields = []
         for key, nodes in grouped.items():
             _, definition = self._definition(root, nodes)
-            call = self._direct_calls(definition) if self._direct_calls else None
+            call = (self._direct_calls(definition) if self._direct_calls else None) or _resolve_call(definition)
             fields.append(RootField(key, definition, nodes, self.plan(definition.type, nodes), call))
         return root, fields
 
@@ -275,11 +282,7 @@ class CompiledOperation:
         try:
             info = executor.build_resolve_info(field.definition, field.nodes, self._root, path)
             args = get_argument_values(field.definition, field.nodes[0], executor.variable_values)
-            if field.call is not None:
-                value = field.call(None, info, args)
-            else:
-                resolve = field.definition.resolve or executor.field_resolver
-                value = resolve(None, info, **args)
+            value = field.call(None, info, args)
             if is_awaitable(value):
                 return self._await_root_field(field, value, path, errors)
             return self._complete_root(field, value, path, errors)

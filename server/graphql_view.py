@@ -135,10 +135,6 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
             return
         try:
             body = await _read_body(receive)
-        except BadRequest as exc:
-            await _request_error(exc)(scope, receive, send)
-            return
-        try:
             found = self._persisted(scope, body)
         except BadRequest as exc:
             await _request_error(exc)(scope, receive, send)
