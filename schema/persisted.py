@@ -20,7 +20,6 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     OperationDefinitionNode,
-    OperationType,
     Visitor,
     parse,
     print_ast,
@@ -48,7 +47,6 @@ class PersistedOperation:
     name: str
     text: str
     document: DocumentNode
-    operation_type: OperationType
     compiled: CompiledOperation | None
 
 
@@ -140,11 +138,10 @@ class PersistedOperations:
             errors = validate(graphql_schema, document, rules)
             if errors:
                 raise PersistedOperationError(f"{name}: {'; '.join(e.message for e in errors)}")
-            operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
             compiled = compile_operation(
                 graphql_schema, document, schema.execution_context_class,
                 lambda field: direct_call(schema, field),
             ) if plans else None
-            op = PersistedOperation(document_id(op_text), name, op_text, document, operation.operation, compiled)
+            op = PersistedOperation(document_id(op_text), name, op_text, document, compiled)
             operations[op.id] = op
         return cls(operations)
