@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,15 +45,13 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.types import Info
 from uuid6 import uuid7
 
 from bench.health import readyz
 from db import keys
 from db.engine import asyncpg_dsn
-from schema import Limits
+from schema import guard_rules
 from schema.persisted import PersistedOperations
 from server.graphql_view import RushcartGraphQL
 from server.settings import Settings
@@ -288,8 +286,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The same guards as rushcart's schema (schema/__init__.py), so both pay for them.
-    rules: list[type[ASTValidationRule]] = [depth_rule(settings.max_query_depth, None),
-                                            alias_rule(settings.max_aliases)]
+    rules = guard_rules(settings.graphql_limits())
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: AddValidationRules(rules),
@@ -341,7 +338,6 @@ def create_app() -> Starlette:
     schema = build_schema(settings)
     graphql = BaselineGraphQL(schema, graphql_ide=None)
     # The buying operation by the same documentId as rushcart's, run from a plan as there.
-    graphql.persisted = PersistedOperations.load(
-        schema, Limits(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases), names={"PlaceOrder"})
+    graphql.persisted = PersistedOperations.load(schema, settings.graphql_limits(), names={"PlaceOrder"})
     return Starlette(routes=[Route("/graphql", graphql, methods=["GET", "POST"]), Route("/readyz", ready)],
                      lifespan=lifespan)

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from resolvers.context import AppState
-from schema import Limits, build_schema
+from schema import build_schema
 from schema.persisted import PersistedOperations
 from server.graphql_view import RushcartGraphQL
 from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
@@ -57,12 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     if not settings.database_url or not settings.redis_url:
         raise SystemExit("DATABASE_URL and REDIS_URL must be set (or use `rushcart dev`)")
-    limits = Limits(
-        max_depth=settings.max_query_depth,
-        max_aliases=settings.max_aliases,
-        max_tokens=settings.max_tokens,
-        introspection=settings.introspection,
-    )
+    limits = settings.graphql_limits()
     schema = build_schema(limits, extra_extensions=[MetricsExtension])
     graphql = RushcartGraphQL(
         schema,

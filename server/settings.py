@@ -6,6 +6,10 @@ import os
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schema import Limits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +84,12 @@ class Settings:
     @property
     def effective_cache_redis_url(self) -> str:
         return self.cache_redis_url or self.redis_url
+
+    def graphql_limits(self) -> Limits:
+        from schema import Limits
+
+        return Limits(max_depth=self.max_query_depth, max_aliases=self.max_aliases, max_tokens=self.max_tokens,
+                      introspection=self.introspection)
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:
         from dataclasses import replace
