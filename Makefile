@@ -31,6 +31,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The chaos scenarios kill and restart services, so they run after the suite with a stack of their own.
 test: lint

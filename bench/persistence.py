@@ -44,12 +44,12 @@ from bench.seed import Buyer, GraphQL, Sale, create_sale
 from bench.stack import BenchStack
 from db import keys
 from db.engine import asyncpg_dsn
+from db.backends import Backends
 from db.order_persistence import finish_in_redis, persist_pending, read_records
-from db.orders import OrderRecord
+from db.order_records import OrderRecord
 from db.values import as_text
-from resolvers.context import AppState
 from server.settings import Settings
-from server.state import close_state, open_state
+from server.state import AppState, close_state, open_state
 
 SIDES = ("batched", "single")
 # Persisted before the timed part, untimed: connections opened, statements prepared, caches warm.
@@ -206,12 +206,12 @@ async def persist_one_by_one(state: AppState, pool: asyncpg.Pool, batch_size: in
         if not ids:
             return inserted
         # Read and finished in Redis as the product's batches do it: one reply per batch each way.
-        records, _ = await read_records(state.scripts, ids)  # an id without a record: the checks report it
+        records, _ = await read_records(state.backends, ids)  # an id without a record: the checks report it
         if not records:
             return inserted
         with watch.running():
             inserted += await _insert_each(pool, records)
-        await finish_in_redis(state.scripts, records)
+        await finish_in_redis(state.backends, records)
 
 
 async def _side(state: AppState, pg: asyncpg.Pool, side: str, sale: Sale, orders: list[Planned], key_prefix: str,
@@ -270,9 +270,10 @@ async def measure(stack: BenchStack, sales: dict[str, Sale], buyers: list[Buyer]
         batch_size = settings.persist_batch_size
         batched = await _side(
             state, pg, "batched", sales["batched"], orders, f"{key_prefix}-batched",
-            lambda watch: persist_pending(state.redis, state.scripts,
-                                          cast(async_sessionmaker[AsyncSession], SessionClock(state.sessions, watch)),
-                                          batch_size))
+            lambda watch: persist_pending(
+                Backends(state.redis, state.backends.scripts,
+                         cast(async_sessionmaker[AsyncSession], SessionClock(state.backends.sessions, watch))),
+                batch_size))
         single = await _side(
             state, pg, "single", sales["single"], orders, f"{key_prefix}-single",
             lambda watch: persist_one_by_one(state, pool, batch_size, watch))

@@ -11,6 +11,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,11 +49,34 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+async def create_customer(
+    sessions: async_sessionmaker[AsyncSession], email: str, password: str, is_staff: bool = False
+) -> CustomerRecord:
+    # argon2 is deliberately slow (tens of ms of CPU): keep it off the event loop.
+    password_hash = await asyncio.to_thread(hash_password, password)
+    try:
+        async with sessions() as session, session.begin():
+            row = (
+                await session.execute(
+                    text(
+                        "INSERT INTO customers (email, password_hash, is_staff) "
+                        "VALUES (:email, :hash, :staff) RETURNING id, email, is_staff"
+                    ),
+                    {"email": email, "hash": password_hash, "staff": is_staff},
+                )
+            ).one()
+    except IntegrityError as exc:
+        if "customers_email_key" in str(exc.orig):
+            raise EmailTaken() from None
+        raise
+    return CustomerRecord(row.id, row.email, row.is_staff)
+
+
 class Accounts:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        redis: Any,
+        redis: Redis,
         token_ttl_seconds: int,
         session_ttl_seconds: int,
         login_attempts_per_window: int = 10,
@@ -68,24 +92,7 @@ class Accounts:
         self._token_cache: dict[str, tuple[Viewer, float]] = {}
 
     async def create_customer(self, email: str, password: str, is_staff: bool = False) -> CustomerRecord:
-        # argon2 is deliberately slow (tens of ms of CPU): keep it off the event loop.
-        password_hash = await asyncio.to_thread(hash_password, password)
-        try:
-            async with self._sessions() as session, session.begin():
-                row = (
-                    await session.execute(
-                        text(
-                            "INSERT INTO customers (email, password_hash, is_staff) "
-                            "VALUES (:email, :hash, :staff) RETURNING id, email, is_staff"
-                        ),
-                        {"email": email, "hash": password_hash, "staff": is_staff},
-                    )
-                ).one()
-        except IntegrityError as exc:
-            if "customers_email_key" in str(exc.orig):
-                raise EmailTaken() from None
-            raise
-        return CustomerRecord(row.id, row.email, row.is_staff)
+        return await create_customer(self._sessions, email, password, is_staff)
 
     async def get_customer(self, customer_id: int) -> CustomerRecord | None:
         async with self._sessions() as session:

@@ -19,7 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
-from db.errors import InvalidInput
+from db.backends import Backends
+from db.scripts import CartMissing
 from db.values import as_text
 
 MAX_LINE_QUANTITY = 100
@@ -77,23 +78,26 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass(frozen=True)
+class CartTTLs:
+    """How long an untouched cart lives, by owner kind."""
+
+    guest_seconds: int
+    customer_seconds: int
+
+    def for_owner(self, owner: str) -> int:
+        return self.customer_seconds if owner.startswith("customer:") else self.guest_seconds
+
+
 class CartStore:
-    def __init__(
-        self,
-        redis: Any,
-        scripts: Any,
-        sessions: async_sessionmaker[AsyncSession],
-        guest_ttl_seconds: int,
-        customer_ttl_seconds: int,
-    ) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._sessions = sessions
-        self._guest_ttl = guest_ttl_seconds
-        self._customer_ttl = customer_ttl_seconds
+    def __init__(self, backends: Backends, ttls: CartTTLs) -> None:
+        self._redis = backends.redis
+        self._scripts = backends.scripts
+        self._sessions = backends.sessions
+        self._ttls = ttls
 
     def ttl_for(self, owner: str) -> int:
-        return self._customer_ttl if owner.startswith("customer:") else self._guest_ttl
+        return self._ttls.for_owner(owner)
 
     async def get(self, owner: str) -> CartContents:
         raw = await self._redis.hgetall(keys.cart(owner))
@@ -111,77 +115,48 @@ class CartStore:
                     {"owner": owner},
                 )
             ).one_or_none()
-        args: list[Any] = [self.ttl_for(owner)]
-        if row is None:
-            args.append(_now_ms())
-        else:
-            args.append(int(row.updated_at.timestamp() * 1000))
-            for product_id, quantity in sorted(row.lines.items(), key=lambda kv: int(kv[0])):
-                args += [product_id, quantity]
-        await self._scripts.cart_restore(keys=[keys.cart(owner)], args=args)
+        lines = {} if row is None else {int(pid): int(qty) for pid, qty in row.lines.items()}
+        updated_ms = _now_ms() if row is None else int(row.updated_at.timestamp() * 1000)
+        await self._scripts.cart_restore(owner, lines, updated_ms=updated_ms, ttl_seconds=self.ttl_for(owner))
 
     async def change(self, owner: str, op: str, product_id: int = 0, quantity: int = 0) -> CartContents:
         for _ in range(3):
-            result = await self._scripts.cart_change(
-                keys=[keys.cart(owner), keys.CARTS_DIRTY],
-                args=[op, product_id, quantity, MAX_LINE_QUANTITY, MAX_LINES, _now_ms(), self.ttl_for(owner), owner],
-            )
-            status = as_text(result[0])
-            if status == "OK":
-                return CartContents.from_hash(owner, result[1:])
-            if status == "MISSING":
+            try:
+                flat = await self._scripts.cart_change(
+                    owner, op, product_id, quantity, now_ms=_now_ms(), ttl_seconds=self.ttl_for(owner),
+                    max_units=MAX_LINE_QUANTITY, max_lines=MAX_LINES,
+                )
+            except CartMissing:
                 await self.restore(owner)
                 continue
-            if status == "LINE_LIMIT":
-                current = int(as_text(result[1]))
-                raise InvalidInput(
-                    f"a cart line holds at most {MAX_LINE_QUANTITY} units; this one has {current}",
-                    field="quantity",
-                    product_id=product_id,
-                )
-            if status == "CART_LIMIT":
-                raise InvalidInput(f"a cart holds at most {MAX_LINES} lines", field="productId",
-                                   product_id=product_id)
-            raise RuntimeError(f"cart_change answered {status}")
+            return CartContents.from_hash(owner, flat)
         raise RuntimeError("cart vanished from Redis while being restored")
 
     async def merge(self, guest: str, customer: str, strategy: str) -> MergeReport:
         for _ in range(3):
-            result = await self._scripts.cart_merge(
-                keys=[keys.cart(guest), keys.cart(customer), keys.CARTS_DIRTY],
-                args=[strategy, MAX_LINE_QUANTITY, MAX_LINES, _now_ms(), self.ttl_for(customer),
-                      self.ttl_for(guest), guest, customer],
-            )
-            if as_text(result[0]) == "MISSING":
+            try:
+                counts = await self._scripts.cart_merge(
+                    guest, customer, strategy, now_ms=_now_ms(), guest_ttl_seconds=self.ttl_for(guest),
+                    customer_ttl_seconds=self.ttl_for(customer), max_units=MAX_LINE_QUANTITY, max_lines=MAX_LINES,
+                )
+            except CartMissing:
                 await self.restore(guest)
                 await self.restore(customer)
                 continue
-            report = MergeReport(
-                strategy=strategy,
-                guest_lines=int(result[1]),
-                lines_added=int(result[2]),
-                lines_combined=int(result[3]),
-                lines_capped=[int(as_text(pid)) for pid in result[4:]],
-            )
             # The guest row goes now rather than at the next flush, so nothing can restore it.
             async with self._sessions() as session, session.begin():
                 await session.execute(text("DELETE FROM carts WHERE owner = :owner"), {"owner": guest})
-            return report
+            return MergeReport(strategy, counts.guest_lines, counts.lines_added, counts.lines_combined,
+                               counts.lines_capped)
         raise RuntimeError("carts vanished from Redis while being merged")
 
 
-async def flush_dirty(
-    redis: Any,
-    scripts: Any,
-    sessions: async_sessionmaker[AsyncSession],
-    guest_ttl_seconds: int,
-    customer_ttl_seconds: int,
-    batch_size: int = 1000,
-) -> int:
+async def flush_dirty(backends: Backends, ttls: CartTTLs, batch_size: int = 1000) -> int:
     """Write every dirty cart to PostgreSQL: one upsert and one delete statement per batch.
 
     Returns the number of carts written or deleted.
     """
+    redis, sessions = backends.redis, backends.sessions
     written = 0
     while True:
         owners = [as_text(o) for o in await redis.zrange(keys.CARTS_DIRTY, 0, batch_size - 1)]
@@ -202,7 +177,7 @@ async def flush_dirty(
             if not cart.lines:
                 deletes.append(owner)
                 continue
-            ttl = customer_ttl_seconds if owner.startswith("customer:") else guest_ttl_seconds
+            ttl = ttls.for_owner(owner)
             updated = cart.updated_at or datetime.now(UTC)
             upserts.append(
                 {
@@ -231,8 +206,7 @@ async def flush_dirty(
                 await session.execute(text("DELETE FROM carts WHERE owner = ANY(:owners)"), {"owners": deletes})
         async with redis.pipeline(transaction=False) as pipe:
             for owner in owners:
-                await scripts.cart_flushed(keys=[keys.cart(owner), keys.CARTS_DIRTY],
-                                           args=[owner, versions.get(owner, -1)], client=pipe)
+                await backends.scripts.cart_flushed(pipe, owner, versions.get(owner, -1))
             await pipe.execute()
         written += len(upserts) + len(deletes)
         if len(owners) < batch_size:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,7 +78,7 @@ class Catalog:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        cache: Any,
+        cache: Redis,
         stock: StockCounters,
         cache_ttl_seconds: int = 300,
     ) -> None:
@@ -217,7 +218,7 @@ class Catalog:
                     )
                 ).one()
                 if delta < 0:
-                    await self._stock.take_in_transaction(session, product_id, delta)
+                    await self._stock.take_in_transaction(product_id, delta)
                 else:
                     epoch = (await self._stock.epochs([product_id]))[product_id]
         if delta > 0:

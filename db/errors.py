@@ -18,9 +18,11 @@
 
 from __future__ import annotations
 
+from db.enums import ErrorCode
+
 
 class RushcartError(Exception):
-    code = "INVALID_INPUT"
+    code: ErrorCode = ErrorCode.INVALID_INPUT
     default_message = "invalid input"
 
     def __init__(
@@ -47,64 +49,64 @@ class RushcartError(Exception):
 
 
 class InvalidInput(RushcartError):
-    code = "INVALID_INPUT"
+    code = ErrorCode.INVALID_INPUT
 
 
 class ProductNotFound(RushcartError):
-    code = "PRODUCT_NOT_FOUND"
+    code = ErrorCode.PRODUCT_NOT_FOUND
     default_message = "product not found"
 
 
 class OutOfStock(RushcartError):
-    code = "OUT_OF_STOCK"
+    code = ErrorCode.OUT_OF_STOCK
     default_message = "not enough units left"
 
 
 class PurchaseLimitExceeded(RushcartError):
-    code = "PURCHASE_LIMIT_EXCEEDED"
+    code = ErrorCode.PURCHASE_LIMIT_EXCEEDED
     default_message = "purchase limit per customer exceeded"
 
 
 class EmptyCart(RushcartError):
-    code = "EMPTY_CART"
+    code = ErrorCode.EMPTY_CART
     default_message = "the cart is empty"
 
 
 class NotAuthenticated(RushcartError):
-    code = "NOT_AUTHENTICATED"
+    code = ErrorCode.NOT_AUTHENTICATED
     default_message = "sign in first"
 
 
 class Forbidden(RushcartError):
-    code = "FORBIDDEN"
+    code = ErrorCode.FORBIDDEN
     default_message = "not allowed"
 
 
 class EmailTaken(RushcartError):
-    code = "EMAIL_TAKEN"
+    code = ErrorCode.EMAIL_TAKEN
     default_message = "an account with this email already exists"
 
 
 class InvalidCredentials(RushcartError):
-    code = "INVALID_CREDENTIALS"
+    code = ErrorCode.INVALID_CREDENTIALS
     default_message = "wrong email or password"
 
 
 class OrderNotFound(RushcartError):
-    code = "ORDER_NOT_FOUND"
+    code = ErrorCode.ORDER_NOT_FOUND
     default_message = "order not found"
 
 
 class OrderNotCancellable(RushcartError):
-    code = "ORDER_NOT_CANCELLABLE"
+    code = ErrorCode.ORDER_NOT_CANCELLABLE
     default_message = "only a PENDING order can be cancelled"
 
 
 class IdempotencyKeyReused(RushcartError):
-    code = "IDEMPOTENCY_KEY_REUSED"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
     default_message = "this idempotency key was used for a different order"
 
 
 class RateLimited(RushcartError):
-    code = "RATE_LIMITED"
+    code = ErrorCode.RATE_LIMITED
     default_message = "too many attempts; try again later"

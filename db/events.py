@@ -23,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.exceptions
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from db.values import as_text
 
@@ -38,11 +40,9 @@ class Listener:
         self.channel = channel
         self._events: deque[dict[str, Any]] = deque(maxlen=buffer)
         self._ready = asyncio.Event()
-        self.dropped = 0
 
     def push(self, event: dict[str, Any]) -> None:
         if len(self._events) == self._events.maxlen:
-            self.dropped += 1
             self._events.clear()
             self._events.append(RESYNC)
         self._events.append(event)
@@ -64,10 +64,10 @@ class Listener:
 
 
 class EventHub:
-    def __init__(self, redis: Any, buffer: int = 64) -> None:
+    def __init__(self, redis: Redis, buffer: int = 64) -> None:
         self._redis = redis
         self._buffer = buffer
-        self._pubsub: Any = None
+        self._pubsub: PubSub = redis.pubsub()
         self._listeners: dict[str, set[Listener]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -83,12 +83,7 @@ class EventHub:
     def subscriber_count(self) -> int:
         return sum(len(v) for v in self._listeners.values())
 
-    @property
-    def channel_count(self) -> int:
-        return len(self._listeners)
-
     async def start(self) -> None:
-        self._pubsub = self._redis.pubsub()
         await self._pubsub.subscribe(HUB_CHANNEL, *self._watchers)
         self._task = asyncio.create_task(self._read(), name="rushcart-event-hub")
 
@@ -97,8 +92,7 @@ class EventHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        await self._pubsub.aclose()
 
     async def listen(self, channel: str) -> Listener:
         """A listener on `channel`, returned once Redis has confirmed the subscription."""

@@ -13,44 +13,37 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import keys
+from db.backends import Backends
+from db.enums import OrderStatus
+from db.order_records import OrderRecord
 from db.order_transitions import lock_products, publish_released, publish_status
-from db.orders import STATUS_CACHE_SECONDS, OrderRecord
+from db.payments import apply_waiting_for_orders
+from db.scripts import PersistedOrder
 from db.values import as_text
 
 log = logging.getLogger("rushcart.persistence")
 
-
-@dataclass(frozen=True)
-class PersistResult:
-    inserted: int
-    already_there: int
-    missing: int
+# A persisted order's Redis record stays this long as a status cache for subscriptions.
+STATUS_CACHE_SECONDS = 86400
 
 
-async def persist_orders(
-    redis: Any,
-    scripts: Any,
-    sessions: async_sessionmaker[AsyncSession],
-    order_ids: Sequence[str],
-) -> PersistResult:
+async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
     """Persist the given orders (ids from orders:topersist), applying payment events that arrived
-    before them in the same transaction, so an order paid early is never expired afterwards."""
-    from db.payments import apply_waiting_for_orders
-
-    records, missing = await read_records(scripts, order_ids)
+    before them in the same transaction, so an order paid early is never expired afterwards.
+    Returns how many rows this call inserted (the others were there already)."""
+    records, missing = await read_records(backends, order_ids)
     if missing:
         # An id without a record cannot be persisted; it only happens after Redis lost data.
         log.error("orders %s are queued for persistence but have no record in Redis; dropping the ids", missing)
-        await redis.zrem(keys.ORDERS_TO_PERSIST, *missing)
+        await backends.redis.zrem(keys.ORDERS_TO_PERSIST, *missing)
     if not records:
-        return PersistResult(0, 0, len(missing))
+        return 0
 
     orders = [
         {
@@ -68,7 +61,7 @@ async def persist_orders(
     ]
     paid: list[Any] = []
     released: list[Any] = []
-    async with sessions() as session, session.begin():
+    async with backends.sessions() as session, session.begin():
         inserted_rows = (
             await session.execute(
                 text(
@@ -107,43 +100,37 @@ async def persist_orders(
             )
             sold: dict[int, int] = defaultdict(int)
             for r in inserted:
-                if r.status != "CANCELLED":
+                if r.status != OrderStatus.CANCELLED:
                     for line in r.lines:
                         sold[line.product_id] += line.quantity
             await decrement_stock(session, sold)
-            paid, released = await apply_waiting_for_orders(session, scripts, [r.id for r in inserted])
+            paid, released = await apply_waiting_for_orders(backends, session, [r.id for r in inserted])
 
-    await finish_in_redis(scripts, records)
+    await finish_in_redis(backends, records)
     for ref in paid:
-        await publish_status(scripts, ref, "PAID", None)
-    await publish_released(scripts, released)
-    return PersistResult(len(inserted), len(records) - len(inserted), len(missing))
+        await publish_status(backends, ref, OrderStatus.PAID)
+    await publish_released(backends, released)
+    return len(inserted)
 
 
-async def read_records(scripts: Any, order_ids: Sequence[str]) -> tuple[list[OrderRecord], list[str]]:
+async def read_records(backends: Backends, order_ids: Sequence[str]) -> tuple[list[OrderRecord], list[str]]:
     """The orders' records from Redis in one reply, and the ids that have none."""
-    raws = await scripts.orders_read(keys=[keys.order(oid) for oid in order_ids]) if order_ids else []
+    raws = await backends.scripts.orders_read(order_ids)
     records, missing = [], []
-    for oid, flat in zip(order_ids, raws, strict=True):
-        if flat:
-            records.append(OrderRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))))
+    for oid, raw in zip(order_ids, raws, strict=True):
+        if raw:
+            records.append(OrderRecord.from_hash(raw))
         else:
             missing.append(oid)
     return records, missing
 
 
-async def finish_in_redis(scripts: Any, records: Sequence[OrderRecord]) -> int:
+async def finish_in_redis(backends: Backends, records: Sequence[OrderRecord]) -> int:
     """After the commit: drop the orders' holds and to-persist entries, once each (a second call,
     or one after a crash, changes nothing). Returns how many this call finished."""
-    if not records:
-        return 0
-    script_keys: list[str] = [keys.ORDERS_TO_PERSIST]
-    args: list[Any] = [STATUS_CACHE_SECONDS]
-    for r in records:
-        script_keys += [keys.order(r.id), keys.orders_inflight(r.customer_id),
-                        *[keys.stock_held(line.product_id) for line in r.lines]]
-        args += [r.id, len(r.lines), *[line.quantity for line in r.lines]]
-    return int(await scripts.orders_persisted(keys=script_keys, args=args))
+    return await backends.scripts.orders_persisted(
+        [PersistedOrder(r.id, r.customer_id, r.units) for r in records], STATUS_CACHE_SECONDS
+    )
 
 
 async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
@@ -161,9 +148,7 @@ async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
 
 
 async def persist_pending(
-    redis: Any,
-    scripts: Any,
-    sessions: async_sessionmaker[AsyncSession],
+    backends: Backends,
     batch_size: int,
     older_than_ms: int | None = None,
     before_batch: Callable[[], Awaitable[Any]] | None = None,
@@ -174,6 +159,7 @@ async def persist_pending(
     `before_batch` runs before each batch (the caller renews its lock there).
     """
     total = 0
+    redis = backends.redis
     while True:
         if before_batch is not None:
             await before_batch()
@@ -183,7 +169,12 @@ async def persist_pending(
             ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
         if not ids:
             return total
-        result = await persist_orders(redis, scripts, sessions, [as_text(i) for i in ids])
-        total += result.inserted
+        total += await persist_orders(backends, [as_text(i) for i in ids])
         if len(ids) < batch_size:
             return total
+
+
+async def ensure_persisted(backends: Backends, order_id: str) -> None:
+    """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
+    if await backends.redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
+        await persist_orders(backends, [order_id])

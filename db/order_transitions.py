@@ -16,15 +16,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import keys
+from db.backends import Backends
+from db.enums import CancelReason, OrderStatus
+from db.scripts import ReleaseLine
 from db.stock import read_epochs
-
-CANCEL_REASONS = ("EXPIRED", "PAYMENT_FAILED", "CUSTOMER", "STAFF")
 
 
 @dataclass(frozen=True)
@@ -38,32 +37,27 @@ class Released:
     """A cancellation committed in PostgreSQL, waiting to be mirrored into Redis."""
 
     ref: OrderRef
-    reason: str
-    lines: list[tuple[int, int]]
-    epochs: dict[int, str]
+    reason: CancelReason
+    lines: list[ReleaseLine]
 
 
 async def publish_status(
-    scripts: Any,
+    backends: Backends,
     ref: OrderRef,
-    status: str,
-    reason: str | None,
-    lines: Sequence[tuple[int, int]] = (),
-    epochs: dict[int, str] | None = None,
+    status: OrderStatus,
+    reason: CancelReason | None = None,
+    released: Sequence[ReleaseLine] = (),
 ) -> None:
     """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it."""
-    epochs = epochs or {}
-    await scripts.order_status(
-        keys=[keys.order(ref.order_id), keys.allowance(ref.customer_id), *[keys.stock(p) for p, _ in lines],
-              *[keys.stock_epoch(p) for p, _ in lines]],
-        args=[ref.order_id, status, reason or "", int(time.time() * 1000),
-              *[v for p, q in lines for v in (p, q, epochs.get(p, ""))]],
+    await backends.scripts.order_status(
+        order_id=ref.order_id, customer_id=ref.customer_id, status=status, cancel_reason=reason,
+        at_ms=int(time.time() * 1000), released=released,
     )
 
 
-async def publish_released(scripts: Any, released: Sequence[Released]) -> None:
+async def publish_released(backends: Backends, released: Sequence[Released]) -> None:
     for item in released:
-        await publish_status(scripts, item.ref, "CANCELLED", item.reason, item.lines, item.epochs)
+        await publish_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines)
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
@@ -74,12 +68,10 @@ async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
 
 
 async def cancel_in_session(
-    session: AsyncSession, scripts: Any, refs: Sequence[OrderRef], reason: str
+    backends: Backends, session: AsyncSession, refs: Sequence[OrderRef], reason: CancelReason
 ) -> list[Released]:
     """Cancel those of `refs` that are still PENDING, inside the caller's transaction. The caller
     passes what this returns to publish_released after its commit."""
-    if reason not in CANCEL_REASONS:
-        raise ValueError(f"unknown cancel reason {reason!r}")
     if not refs:
         return []
     won = (
@@ -90,7 +82,8 @@ async def cancel_in_session(
                 "WHERE o.customer_id = t.cid AND o.id = t.oid AND o.status = 'PENDING' "
                 "RETURNING o.customer_id, o.id"
             ),
-            {"reason": reason, "cids": [r.customer_id for r in refs], "oids": [r.order_id for r in refs]},
+            {"reason": CancelReason(reason).value, "cids": [r.customer_id for r in refs],
+             "oids": [r.order_id for r in refs]},
         )
     ).all()
     if not won:
@@ -117,27 +110,26 @@ async def cancel_in_session(
         ),
         {"ids": pids, "qtys": [returned[p] for p in pids]},
     )
-    epochs = await read_epochs(scripts.client, pids)
+    epochs = await read_epochs(backends.redis, pids)
     return [
-        Released(ref, reason, per_order[ref.order_id], {p: epochs[p] for p, _ in per_order[ref.order_id]})
+        Released(ref, reason, [ReleaseLine(p, q, epochs[p]) for p, q in per_order[ref.order_id]])
         for ref in winners
     ]
 
 
-async def cancel_orders(
-    sessions: async_sessionmaker[AsyncSession], scripts: Any, refs: Sequence[OrderRef], reason: str
-) -> list[OrderRef]:
-    async with sessions() as session, session.begin():
-        released = await cancel_in_session(session, scripts, refs, reason)
-    await publish_released(scripts, released)
+async def cancel_orders(backends: Backends, refs: Sequence[OrderRef], reason: CancelReason) -> list[OrderRef]:
+    """Cancel persisted orders still PENDING; returns those this call won (and released)."""
+    async with backends.sessions() as session, session.begin():
+        released = await cancel_in_session(backends, session, refs, reason)
+    await publish_released(backends, released)
     return [item.ref for item in released]
 
 
-async def expire_due(sessions: async_sessionmaker[AsyncSession], scripts: Any, batch: int = 500) -> int:
+async def expire_due(backends: Backends, batch: int = 500) -> int:
     """Cancel PENDING orders past their expiry (reason EXPIRED); returns how many this call won."""
     total = 0
     while True:
-        async with sessions() as session:
+        async with backends.sessions() as session:
             due = (
                 await session.execute(
                     text(
@@ -149,15 +141,7 @@ async def expire_due(sessions: async_sessionmaker[AsyncSession], scripts: Any, b
             ).all()
         if not due:
             return total
-        won = await cancel_orders(sessions, scripts, [OrderRef(r.customer_id, str(r.id)) for r in due], "EXPIRED")
+        won = await cancel_orders(backends, [OrderRef(r.customer_id, str(r.id)) for r in due], CancelReason.EXPIRED)
         total += len(won)
         if len(due) < batch:
             return total
-
-
-async def ensure_persisted(redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:
-    """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
-    from db.order_persistence import persist_orders  # it imports this module
-
-    if await redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
-        await persist_orders(redis, scripts, sessions, [order_id])

@@ -2,131 +2,44 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from uuid6 import uuid7
 
 from db import keys
-from db.errors import (
-    IdempotencyKeyReused,
-    InvalidInput,
-    OutOfStock,
-    ProductNotFound,
-    PurchaseLimitExceeded,
-)
+from db.backends import Backends
+from db.enums import CancelReason, OrderStatus
+from db.errors import IdempotencyKeyReused, OrderNotCancellable, OrderNotFound, ProductNotFound
+from db.order_lifecycle import cancel_order
+from db.order_records import ORDER_COLUMNS, OrderLineRecord, OrderRecord, fingerprint, new_order_id
+from db.order_transitions import OrderRef
+from db.scripts import AllowanceMissing, CheckoutCart, Replayed, ReserveLine, StockMissing
 from db.stock import StockCounters
 from db.values import as_text
 
 IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 ALLOWANCE_TTL_SECONDS = 30 * 86400
-STATUS_CACHE_SECONDS = 86400
-
-
-def new_order_id() -> str:
-    """UUIDv7: sorts by creation time; 74 random bits keep processes and restarts from colliding."""
-    return str(uuid7())
-
-
-def _ms(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(value) / 1000, UTC) if value not in (None, "", b"") else None
-
-
-@dataclass(frozen=True)
-class OrderLineRecord:
-    product_id: int
-    quantity: int
-    unit_price_cents: int
-
-
-@dataclass(frozen=True)
-class OrderRecord:
-    id: str
-    customer_id: int
-    status: str
-    cancel_reason: str | None
-    needs_refund: bool
-    lines: list[OrderLineRecord]
-    total_cents: int
-    currency: str
-    created_at: datetime
-    expires_at: datetime
-    paid_at: datetime | None
-    cancelled_at: datetime | None
-    persisted: bool
-    idempotency_key: str = ""
-
-    @classmethod
-    def from_hash(cls, raw: dict[Any, Any]) -> OrderRecord:
-        h = {as_text(k): as_text(v) for k, v in raw.items()}
-        created = _ms(h["created_ms"])
-        expires = _ms(h["expires_ms"])
-        assert created is not None and expires is not None
-        return cls(
-            id=h["id"],
-            customer_id=int(h["customer_id"]),
-            status=h["status"],
-            cancel_reason=h.get("cancel_reason") or None,
-            needs_refund=False,
-            lines=[OrderLineRecord(int(p), int(q), int(u)) for p, q, u in json.loads(h["lines"])],
-            total_cents=int(h["total_cents"]),
-            currency=h["currency"],
-            created_at=created,
-            expires_at=expires,
-            paid_at=_ms(h.get("paid_ms")),
-            cancelled_at=_ms(h.get("cancelled_ms")),
-            persisted=h.get("persisted") == "1",
-            idempotency_key=h.get("idem_key", "").split(":", 2)[-1],
-        )
+# While set, a persistence job is queued: a burst of orders enqueues one job, not one each.
+PERSIST_FLAG_MS = 5000
 
 
 @dataclass(frozen=True)
 class Reservation:
     order: OrderRecord
-    replayed: bool
-    enqueue_persistence: bool
-
-
-@dataclass(frozen=True)
-class CartCheckout:
-    """Checkout passes the cart it read, so the script can refuse if the cart changed since."""
-
-    owner: str
-    version: int
-    ttl_seconds: int
-
-
-def fingerprint(lines: Sequence[tuple[int, int]], checkout: bool) -> str:
-    if checkout:
-        return "checkout"
-    return "lines:" + ",".join(f"{pid}x{qty}" for pid, qty in sorted(lines))
-
-
-ORDER_COLUMNS = (
-    "customer_id, id, status, cancel_reason, needs_refund, total_cents, currency, idempotency_key, "
-    "created_at, expires_at, paid_at, cancelled_at"
-)
+    enqueue_persistence: bool  # no persistence job was pending: the caller enqueues one
 
 
 class Orders:
-    def __init__(
-        self,
-        redis: Any,
-        scripts: Any,
-        sessions: async_sessionmaker[AsyncSession],
-        stock: StockCounters,
-        payment_ttl_seconds: int,
-    ) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._sessions = sessions
+    """Buying, cancelling and reading orders, wherever they are (Redis first, then PostgreSQL)."""
+
+    def __init__(self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int) -> None:
+        self._backends = backends
+        self._redis = backends.redis
+        self._scripts = backends.scripts
+        self._sessions = backends.sessions
         self._stock = stock
         self._payment_ttl = payment_ttl_seconds
 
@@ -142,7 +55,7 @@ class Orders:
             return
         units: dict[int, int] = {}
         for record in await self._inflight_records(customer_id):
-            if record.status != "CANCELLED":
+            if record.status != OrderStatus.CANCELLED:
                 for line in record.lines:
                     units[line.product_id] = units.get(line.product_id, 0) + line.quantity
         async with self._sessions() as session:
@@ -156,10 +69,7 @@ class Orders:
             )
             for row in rows:
                 units[row.product_id] = units.get(row.product_id, 0) + int(row.units)
-        args: list[Any] = [ALLOWANCE_TTL_SECONDS]
-        for pid, qty in units.items():
-            args += [pid, qty]
-        await self._scripts.allowance_load(keys=[keys.allowance(customer_id)], args=args)
+        await self._scripts.allowance_load(customer_id, units, ALLOWANCE_TTL_SECONDS)
 
     # Buying ----------------------------------------------------------------------------------
 
@@ -178,96 +88,58 @@ class Orders:
         customer_id: int,
         lines: Sequence[tuple[int, int]],
         idempotency_key: str,
-        cart: CartCheckout | None = None,
+        cart: CheckoutCart | None = None,
     ) -> Reservation:
-        """Reserve all lines or none in one Lua script; see db/lua/order_reserve.lua."""
+        """Reserve all lines or none in one Lua script (db/lua/order_reserve.lua), loading what
+        Redis lost (allowance, counters) and trying again."""
         order_id = new_order_id()
         now_ms = int(time.time() * 1000)
-        line_keys: list[str] = []
-        line_args: list[Any] = []
-        for pid, qty in lines:
-            line_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid)]
-            line_args += [pid, qty]
-        script_keys = [
-            keys.idempotency(customer_id, idempotency_key),
-            keys.allowance(customer_id),
-            keys.ORDERS_TO_PERSIST,
-            keys.PERSIST_PENDING,
-            keys.order(order_id),
-            keys.orders_inflight(customer_id),
-            keys.cart(cart.owner) if cart else keys.cart("none"),
-            keys.CARTS_DIRTY,
-            *line_keys,
-        ]
-        args = [
-            customer_id,
-            order_id,
-            now_ms,
-            now_ms + self._payment_ttl * 1000,
-            fingerprint(lines, cart is not None),
-            IDEMPOTENCY_TTL_SECONDS,
-            "" if cart is None else cart.version,
-            "" if cart is None else cart.owner,
-            0 if cart is None else cart.ttl_seconds,
-            len(lines),
-            *line_args,
-        ]
+        expires_ms = now_ms + self._payment_ttl * 1000
         for _ in range(4):
-            result = await self._scripts.order_reserve(keys=script_keys, args=args)
-            status = as_text(result[0])
-            if status == "OK":
-                record = OrderRecord(
-                    id=order_id,
-                    customer_id=customer_id,
-                    status="PENDING",
-                    cancel_reason=None,
-                    needs_refund=False,
-                    lines=[OrderLineRecord(int(p), int(q), int(u)) for p, q, u in json.loads(as_text(result[4]))],
-                    total_cents=int(result[1]),
-                    currency=as_text(result[2]),
-                    created_at=datetime.fromtimestamp(now_ms / 1000, UTC),
-                    expires_at=datetime.fromtimestamp(now_ms / 1000 + self._payment_ttl, UTC),
-                    paid_at=None,
-                    cancelled_at=None,
-                    persisted=False,
-                    idempotency_key=idempotency_key,
+            try:
+                reply = await self._scripts.order_reserve(
+                    customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
+                    fingerprint=fingerprint(lines, checkout=cart is not None),
+                    lines=[ReserveLine(pid, qty) for pid, qty in lines],
+                    now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
+                    allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS, cart=cart,
                 )
-                return Reservation(
-                    order=record,
-                    replayed=False,
-                    enqueue_persistence=int(result[3]) == 1,
-                )
-            if status == "REPLAY":
-                existing = await self.get(as_text(result[1]), customer_id)
-                if existing is None:
-                    raise RuntimeError("idempotency key points at an order that cannot be found")
-                return Reservation(order=existing, replayed=True, enqueue_persistence=False)
-            if status == "IDEM_MISMATCH":
-                raise IdempotencyKeyReused()
-            if status == "NO_ALLOWANCE":
+            except AllowanceMissing:
                 await self.load_allowance(customer_id)
                 continue
-            if status == "MISSING":
-                pid = int(as_text(result[1]))
-                rebuilt = await self._stock.rebuild([pid])
-                if pid not in rebuilt:
-                    raise ProductNotFound(f"no product with id {pid}", field="lines", product_id=pid)
+            except StockMissing as missing:
+                if missing.product_id not in await self._stock.rebuild([missing.product_id]):
+                    raise ProductNotFound(f"no product with id {missing.product_id}", field="lines",
+                                          product_id=missing.product_id) from None
                 continue
-            if status == "OUT_OF_STOCK":
-                pid, left = int(as_text(result[1])), int(result[2])
-                raise OutOfStock(f"only {left} left of product {pid}", product_id=pid, available=left)
-            if status == "LIMIT":
-                pid, left = int(as_text(result[1])), int(result[2])
-                raise PurchaseLimitExceeded(
-                    f"you may buy {left} more of product {pid}", product_id=pid, available=left
-                )
-            if status == "CURRENCY":
-                raise InvalidInput("all lines of an order must share one currency", field="lines",
-                                   product_id=int(as_text(result[1])))
-            if status == "CART_CHANGED":
-                raise CartChanged()
-            raise RuntimeError(f"order_reserve answered {status}")
+            if isinstance(reply, Replayed):
+                existing = await self.get(reply.order_id, customer_id)
+                if existing is None:
+                    raise RuntimeError("idempotency key points at an order that cannot be found")
+                return Reservation(existing, enqueue_persistence=False)
+            record = OrderRecord.reserved(
+                order_id=order_id, customer_id=customer_id, lines=reply.lines, total_cents=reply.total_cents,
+                currency=reply.currency, created_ms=now_ms, expires_ms=expires_ms, idempotency_key=idempotency_key,
+            )
+            return Reservation(record, enqueue_persistence=reply.enqueue_persistence)
         raise RuntimeError("reservation kept finding missing state in Redis")
+
+    # Cancelling ------------------------------------------------------------------------------
+
+    async def cancel(self, order_id: str, by_customer_id: int, *, staff: bool = False) -> OrderRecord:
+        """Cancel a PENDING order of the caller's (any customer's for staff), releasing its units once,
+        and return it as it is now."""
+        order = await self.get(order_id, None if staff else by_customer_id)
+        if order is None:
+            raise OrderNotFound()
+        reason = CancelReason.CUSTOMER if order.customer_id == by_customer_id else CancelReason.STAFF
+        if order.status != OrderStatus.PENDING:
+            raise OrderNotCancellable(f"the order is {order.status}; only a PENDING order can be cancelled")
+        if not await cancel_order(self._backends, OrderRef(order.customer_id, order.id), reason):
+            raise OrderNotCancellable("the order was paid or cancelled meanwhile")
+        cancelled = await self.get(order.id, order.customer_id)
+        assert cancelled is not None
+        return cancelled
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -276,13 +148,7 @@ class Orders:
         return [r for r in await self._redis_records(ids) if r is not None and not r.persisted]
 
     async def _redis_records(self, order_ids: Sequence[str]) -> list[OrderRecord | None]:
-        if not order_ids:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for oid in order_ids:
-                pipe.hgetall(keys.order(oid))
-            raws = await pipe.execute()
-        return [OrderRecord.from_hash(raw) if raw else None for raw in raws]
+        return [OrderRecord.from_hash(raw) if raw else None for raw in await self._scripts.orders_read(order_ids)]
 
     async def get(self, order_id: str, customer_id: int | None) -> OrderRecord | None:
         """An order by id; `customer_id` None means any customer's (staff)."""
@@ -302,13 +168,15 @@ class Orders:
     async def list_for_customer(
         self, customer_id: int, first: int, before: str | None
     ) -> tuple[list[OrderRecord], bool]:
-        """The customer's orders, newest first (UUIDv7 ids sort by time), and whether more follow."""
+        """The customer's orders, newest first (UUIDv7 ids sort by time), and whether more follow.
+
+        Redis first, PostgreSQL second: an order persisted between the two reads is then in both
+        (and kept once), where the other order would find it in neither.
+        """
+        waiting = await self._inflight_records(customer_id)
         persisted = await self._from_postgres(customer_id=customer_id, before=before, limit=first + 1)
         seen = {r.id for r in persisted}
-        inflight = [
-            r for r in await self._inflight_records(customer_id)
-            if r.id not in seen and (before is None or r.id < before)
-        ]
+        inflight = [r for r in waiting if r.id not in seen and (before is None or r.id < before)]
         merged = sorted([*persisted, *inflight], key=lambda r: r.id, reverse=True)
         return merged[:first], len(merged) > first
 
@@ -354,26 +222,4 @@ class Orders:
                 lines.setdefault(item.order_id, []).append(
                     OrderLineRecord(item.product_id, item.quantity, item.unit_price_cents)
                 )
-        return [
-            OrderRecord(
-                id=str(r.id),
-                customer_id=r.customer_id,
-                status=r.status,
-                cancel_reason=r.cancel_reason,
-                needs_refund=r.needs_refund,
-                lines=lines.get(r.id, []),
-                total_cents=r.total_cents,
-                currency=r.currency.strip(),
-                created_at=r.created_at,
-                expires_at=r.expires_at,
-                paid_at=r.paid_at,
-                cancelled_at=r.cancelled_at,
-                persisted=True,
-                idempotency_key=r.idempotency_key,
-            )
-            for r in rows
-        ]
-
-
-class CartChanged(Exception):
-    """The cart changed between reading it and reserving it; the caller reads it again."""
+        return [OrderRecord.from_row(r, lines.get(r.id, [])) for r in rows]

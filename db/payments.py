@@ -25,14 +25,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.order_transitions import (
-    OrderRef,
-    Released,
-    cancel_in_session,
-    ensure_persisted,
-    publish_released,
-    publish_status,
-)
+from db.backends import Backends
+from db.enums import CancelReason, OrderStatus
+from db.order_transitions import OrderRef, Released, cancel_in_session, publish_released, publish_status
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed")
 
@@ -79,7 +74,7 @@ class Applied:
     released: list[Released] = field(default_factory=list)  # mirrored into Redis after commit
 
 
-async def _apply_in_session(session: AsyncSession, scripts: Any, event: Any) -> Applied | None:
+async def _apply_in_session(backends: Backends, session: AsyncSession, event: Any) -> Applied | None:
     """Apply one locked event row. None when the order is not in PostgreSQL."""
     try:
         order_uuid = uuid.UUID(event.order_id)
@@ -99,7 +94,7 @@ async def _apply_in_session(session: AsyncSession, scripts: Any, event: Any) -> 
         if event.amount_cents != order.total_cents or event.currency.upper() != order.currency.strip():
             await _finish(session, event.id, "review", "amount_mismatch")
             return Applied("amount_mismatch")
-        if order.status == "PENDING":
+        if order.status == OrderStatus.PENDING:
             await session.execute(
                 text("UPDATE orders SET status = 'PAID', paid_at = now() WHERE customer_id = :cid AND id = :id "
                      "AND status = 'PENDING'"),
@@ -107,7 +102,7 @@ async def _apply_in_session(session: AsyncSession, scripts: Any, event: Any) -> 
             )
             await _finish(session, event.id, "applied", "paid")
             return Applied("paid", paid=ref)
-        if order.status == "CANCELLED":
+        if order.status == OrderStatus.CANCELLED:
             await session.execute(
                 text("UPDATE orders SET needs_refund = true WHERE customer_id = :cid AND id = :id"),
                 {"cid": order.customer_id, "id": order.id},
@@ -116,7 +111,11 @@ async def _apply_in_session(session: AsyncSession, scripts: Any, event: Any) -> 
             return Applied("refund_needed")
         await _finish(session, event.id, "applied", "already_paid")
         return Applied("already_paid")
-    won = await cancel_in_session(session, scripts, [ref], "PAYMENT_FAILED") if order.status == "PENDING" else []
+    won = (
+        await cancel_in_session(backends, session, [ref], CancelReason.PAYMENT_FAILED)
+        if order.status == OrderStatus.PENDING
+        else []
+    )
     outcome = "cancelled" if won else "ignored"
     await _finish(session, event.id, "applied", outcome)
     return Applied(outcome, released=won)
@@ -141,35 +140,36 @@ async def _lock_event(session: AsyncSession, event_id: str) -> Any:
     ).one_or_none()
 
 
-async def apply_event(redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession], event_id: str) -> str:
-    """Apply a stored event; returns its outcome ('waiting' when its order is not persisted yet)."""
+async def event_order_id(sessions: async_sessionmaker[AsyncSession], event_id: str) -> str | None:
+    """The order a stored event is for (as the provider sent it); None for an unknown event."""
     async with sessions() as session:
-        event = (
+        return (
             await session.execute(text("SELECT order_id FROM payment_events WHERE id = :id"), {"id": event_id})
-        ).one_or_none()
-    if event is None:
-        return "unknown_event"
-    # An order still waiting in Redis is persisted now rather than left to the batch job.
-    await ensure_persisted(redis, scripts, sessions, event.order_id)
-    async with sessions() as session:
+        ).scalar_one_or_none()
+
+
+async def apply_stored_event(backends: Backends, event_id: str) -> str:
+    """Apply a stored event to its persisted order; returns its outcome ('waiting' when the order is
+    not in PostgreSQL, 'already_applied' when someone else applied it first)."""
+    async with backends.sessions() as session:
         async with session.begin():
             locked = await _lock_event(session, event_id)
             if locked is None:
                 return "already_applied"
-            applied = await _apply_in_session(session, scripts, locked)
+            applied = await _apply_in_session(backends, session, locked)
             if applied is None:
                 await session.execute(
                     text("UPDATE payment_events SET state = 'waiting' WHERE id = :id"), {"id": event_id}
                 )
                 return "waiting"
     if applied.paid is not None:
-        await publish_status(scripts, applied.paid, "PAID", None)
-    await publish_released(scripts, applied.released)
+        await publish_status(backends, applied.paid, OrderStatus.PAID)
+    await publish_released(backends, applied.released)
     return applied.outcome
 
 
 async def apply_waiting_for_orders(
-    session: AsyncSession, scripts: Any, order_ids: Sequence[str]
+    backends: Backends, session: AsyncSession, order_ids: Sequence[str]
 ) -> tuple[list[OrderRef], list[Released]]:
     """Inside the persistence transaction: apply events that arrived before these orders were
     persisted. Returns orders that became PAID and cancellations, for after the commit."""
@@ -185,7 +185,7 @@ async def apply_waiting_for_orders(
     paid: list[OrderRef] = []
     released: list[Released] = []
     for row in rows:
-        applied = await _apply_in_session(session, scripts, row)
+        applied = await _apply_in_session(backends, session, row)
         if applied is not None:
             if applied.paid is not None:
                 paid.append(applied.paid)

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import keys
-from db.errors import InvalidInput
+from db.backends import Backends
 from db.values import as_text
 
+# The reconciler remembers a drift it saw once for this long, waiting to see it again.
+DRIFT_MEMORY_SECONDS = 600
 
-async def read_epochs(redis: Any, product_ids: Sequence[int]) -> dict[int, str]:
+
+async def read_epochs(redis: Redis, product_ids: Sequence[int]) -> dict[int, str]:
     """Each product's rebuild epoch ('' before its first rebuild), read inside a transaction that
     holds the product rows, for a give-back after the commit."""
     pids = list(product_ids)
@@ -45,10 +47,10 @@ def sale_facts(price_cents: int, currency: str, max_per_customer: int | None) ->
 
 
 class StockCounters:
-    def __init__(self, redis: Any, scripts: Any, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._sessions = sessions
+    def __init__(self, backends: Backends) -> None:
+        self._redis = backends.redis
+        self._scripts = backends.scripts
+        self._sessions = backends.sessions
 
     async def available(self, product_ids: Sequence[int]) -> list[int | None]:
         """Live counters for the given products, one MGET; None for a product that does not exist."""
@@ -76,12 +78,10 @@ class StockCounters:
             ).all()
             held = await self._held_outside_postgres(session, [row.id for row in rows])
             for row in rows:
-                result[row.id] = int(
-                    await self._scripts.stock_rebuild(
-                        keys=[keys.stock(row.id), keys.product_info(row.id), keys.stock_epoch(row.id)],
-                        args=[row.stock, held.get(row.id, 0),
-                              *sale_facts(row.price_cents, row.currency, row.max_per_customer)],
-                    )
+                price, currency, limit = sale_facts(row.price_cents, row.currency, row.max_per_customer)
+                result[row.id] = await self._scripts.stock_rebuild(
+                    row.id, stock=row.stock, held=held.get(row.id, 0), price_cents=price, currency=currency,
+                    limit=limit,
                 )
         return result
 
@@ -139,41 +139,19 @@ class StockCounters:
     async def give_back(self, product_id: int, units: int, epoch: str) -> int | None:
         """After a commit returned `units` to products.stock: add them to the counter unless it was
         rebuilt (and so already counted them) since `epoch` was read."""
-        value = await self._scripts.stock_adjust(
-            keys=[keys.stock(product_id), keys.stock_channel(product_id), keys.stock_epoch(product_id)],
-            args=[units, product_id, epoch],
-        )
-        return None if int(value) < 0 else int(value)
+        return await self._scripts.stock_adjust(product_id, units, epoch)
 
-    async def take_in_transaction(self, session: AsyncSession, product_id: int, delta: int) -> int | None:
-        """Take -`delta` units off the counter while the caller's transaction holds the product row.
+    async def take_in_transaction(self, product_id: int, delta: int) -> int | None:
+        """Take -`delta` units off the counter while the caller's open transaction holds the product row.
 
         Before the commit on purpose: if the commit then fails, the counter only under-counts.
         Returns the new counter, or None when it is missing (a later rebuild reads the committed
         row). Raises InvalidInput when units that are held would be written off.
         """
-        del session  # the caller's open transaction is what makes this safe; see the module doc
-        try:
-            value = await self._scripts.stock_adjust(
-                keys=[keys.stock(product_id), keys.stock_channel(product_id), keys.stock_epoch(product_id)],
-                args=[delta, product_id, ""],
-            )
-        except ResponseError as exc:
-            if "NEGATIVE" not in str(exc):
-                raise
-            left = int(str(exc).rsplit(" ", 1)[-1])
-            raise InvalidInput(
-                f"only {left} units are not held by orders; cannot write off {-delta}",
-                field="delta",
-                product_id=product_id,
-                available=left,
-            ) from None
-        return None if int(value) < 0 else int(value)
+        return await self._scripts.stock_adjust(product_id, delta, None)
 
 
-async def reconcile(
-    scripts: Any, sessions: async_sessionmaker[AsyncSession], batch: int = 500, min_gap_seconds: float = 30.0
-) -> dict[int, int]:
+async def reconcile(backends: Backends, batch: int = 500, min_gap_seconds: float = 30.0) -> dict[int, int]:
     """Repair counters whose drift from PostgreSQL minus holds is seen twice, `min_gap_seconds` apart.
 
     Returns {product id: drift repaired}. Drift comes from a transaction that failed to commit
@@ -183,7 +161,7 @@ async def reconcile(
     repaired: dict[int, int] = {}
     after = 0
     while True:
-        async with sessions() as session, session.begin():
+        async with backends.sessions() as session, session.begin():
             rows = (
                 await session.execute(
                     text("SELECT id, stock FROM products WHERE id > :after ORDER BY id LIMIT :batch FOR SHARE"),
@@ -191,12 +169,9 @@ async def reconcile(
                 )
             ).all()
             for row in rows:
-                drift = int(
-                    await scripts.stock_reconcile(
-                        keys=[keys.stock(row.id), keys.stock_held(row.id), keys.stock_drift(row.id),
-                              keys.stock_epoch(row.id)],
-                        args=[row.stock, row.id, 600, int(min_gap_seconds * 1000)],
-                    )
+                drift = await backends.scripts.stock_reconcile(
+                    row.id, stock=row.stock, drift_memory_seconds=DRIFT_MEMORY_SECONDS,
+                    min_gap_ms=int(min_gap_seconds * 1000),
                 )
                 if drift:
                     repaired[row.id] = drift

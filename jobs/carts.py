@@ -5,20 +5,12 @@ from __future__ import annotations
 from db import carts
 from jobs import runtime
 
-DAY = 86400
-
 
 def flush_carts() -> int:
     """Write dirty carts to PostgreSQL in batches; returns how many were written or deleted."""
 
     async def body(rt: runtime.Runtime) -> int:
-        return await carts.flush_dirty(
-            rt.redis,
-            rt.scripts,
-            rt.sessions,
-            rt.config.guest_cart_ttl_days * DAY,
-            rt.config.customer_cart_ttl_days * DAY,
-        )
+        return await carts.flush_dirty(rt.backends, rt.config.cart_ttls)
 
     return runtime.run(body)
 
@@ -27,6 +19,6 @@ def purge_expired_carts() -> int:
     """Delete carts idle past their TTL from PostgreSQL."""
 
     async def body(rt: runtime.Runtime) -> int:
-        return await carts.purge_expired(rt.sessions)
+        return await carts.purge_expired(rt.backends.sessions)
 
     return runtime.run(body)

@@ -32,18 +32,17 @@ async def _drain(rt: runtime.Runtime, older_than_ms: int | None = None) -> int:
     """
     total = 0
     while True:
-        lock = rt.redis.lock(keys.PERSIST_LOCK, timeout=DRAIN_LOCK_SECONDS, blocking=False)
+        lock = rt.backends.redis.lock(keys.PERSIST_LOCK, timeout=DRAIN_LOCK_SECONDS, blocking=False)
         if not await lock.acquire():
             return total
         try:
             total += await persist_pending(
-                rt.redis, rt.scripts, rt.sessions, rt.config.persist_batch_size, older_than_ms,
-                before_batch=lock.reacquire,
+                rt.backends, rt.config.persist_batch_size, older_than_ms, before_batch=lock.reacquire
             )
         finally:
             with contextlib.suppress(LockError):
                 await lock.release()
-        if older_than_ms is not None or not await rt.redis.zcard(keys.ORDERS_TO_PERSIST):
+        if older_than_ms is not None or not await rt.backends.redis.zcard(keys.ORDERS_TO_PERSIST):
             return total
 
 
@@ -52,7 +51,7 @@ def persist_pending_orders() -> int:
 
     async def body(rt: runtime.Runtime) -> int:
         # Cleared first: an order accepted from now on enqueues a new job rather than relying on this one.
-        await rt.redis.delete(keys.PERSIST_PENDING)
+        await rt.backends.redis.delete(keys.PERSIST_PENDING)
         return await _drain(rt)
 
     return runtime.run(body)
@@ -74,7 +73,7 @@ def expire_unpaid_orders() -> int:
     """Cancel PENDING orders past their expiry (EXPIRED), releasing their stock once."""
 
     async def body(rt: runtime.Runtime) -> int:
-        return await expire_due(rt.sessions, rt.scripts)
+        return await expire_due(rt.backends)
 
     return runtime.run(body)
 
@@ -83,7 +82,7 @@ def reconcile_stock() -> int:
     """Repair stock counters that drifted (confirmed on two runs); returns how many were repaired."""
 
     async def body(rt: runtime.Runtime) -> int:
-        repaired = await reconcile(rt.scripts, rt.sessions)
+        repaired = await reconcile(rt.backends)
         for product_id, drift in repaired.items():
             log.error("stock counter of product %s was off by %+d; repaired from PostgreSQL", product_id, drift)
         return len(repaired)

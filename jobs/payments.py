@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from db.payments import apply_event, open_event_ids
+from db.order_lifecycle import apply_payment_event as apply_event
+from db.payments import open_event_ids
 from jobs import runtime
 
 log = logging.getLogger("rushcart.jobs.payments")
@@ -15,7 +16,7 @@ SWEEP_AGE_SECONDS = 5
 
 def apply_payment_event(event_id: str) -> str:
     async def body(rt: runtime.Runtime) -> str:
-        return await apply_event(rt.redis, rt.scripts, rt.sessions, event_id)
+        return await apply_event(rt.backends, event_id)
 
     return runtime.run(body)
 
@@ -25,8 +26,8 @@ def sweep_payment_events() -> int:
 
     async def body(rt: runtime.Runtime) -> int:
         applied = 0
-        for event_id in await open_event_ids(rt.sessions, SWEEP_AGE_SECONDS):
-            outcome = await apply_event(rt.redis, rt.scripts, rt.sessions, event_id)
+        for event_id in await open_event_ids(rt.backends.sessions, SWEEP_AGE_SECONDS):
+            outcome = await apply_event(rt.backends, event_id)
             if outcome not in ("waiting", "already_applied"):
                 applied += 1
                 log.warning("payment sweeper applied event %s late: %s", event_id, outcome)

@@ -10,13 +10,13 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.backends import Backends, redis_client
+from db.carts import CartTTLs
 from db.engine import make_engine, make_sessionmaker
-from db.scripts import Scripts
 
 
 @dataclass(frozen=True)
@@ -31,19 +31,21 @@ class JobConfig:
     def from_env(cls) -> JobConfig:
         return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])
 
+    @property
+    def cart_ttls(self) -> CartTTLs:
+        return CartTTLs(self.guest_cart_ttl_days * 86400, self.customer_cart_ttl_days * 86400)
+
 
 class Runtime:
     def __init__(self, config: JobConfig) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
         self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2)
-        self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
-        self.redis: Any = aioredis.Redis.from_url(config.redis_url)
-        self.scripts = Scripts(self.redis)
+        self.backends = Backends.of(redis_client(config.redis_url, max_connections=16), make_sessionmaker(self.engine))
 
     def close(self) -> None:
         async def _close() -> None:
-            await self.redis.aclose()
+            await self.backends.redis.aclose()
             await self.engine.dispose()
 
         self.loop.run_until_complete(_close())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from redis.asyncio import Redis
 from strawberry.dataloader import DataLoader
 
 from db.accounts import Accounts, Viewer
+from db.backends import Backends
 from db.carts import CartStore
 from db.catalog import Catalog, ProductRecord
 from db.errors import Forbidden, NotAuthenticated
@@ -18,24 +18,29 @@ from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
 
 
-@dataclass
-class AppState:
-    """Created once per process in the server's lifespan and closed there."""
+class Services(Protocol):
+    """The process-wide stores resolvers work with; server.state.AppState builds and closes them."""
 
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    redis: Any
-    cache: Any
-    scripts: Any
-    stock: StockCounters
-    catalog: Catalog
-    accounts: Accounts
-    carts: CartStore
-    orders: Orders
-    enqueuer: JobEnqueuer
-    events: EventHub
-    dev_mode: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
+    @property
+    def backends(self) -> Backends: ...
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def stock(self) -> StockCounters: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def accounts(self) -> Accounts: ...
+    @property
+    def carts(self) -> CartStore: ...
+    @property
+    def orders(self) -> Orders: ...
+    @property
+    def enqueuer(self) -> JobEnqueuer: ...
+    @property
+    def events(self) -> EventHub: ...
+    @property
+    def dev_mode(self) -> bool: ...
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -48,7 +53,7 @@ class RequestContext:
 
     def __init__(
         self,
-        state: AppState,
+        state: Services,
         *,
         headers: Any = None,
         cookies: dict[str, str] | None = None,

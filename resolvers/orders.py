@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 
 from db.carts import customer_owner
-from db.errors import EmptyCart, InvalidInput, OrderNotCancellable, OrderNotFound
-from db.order_transitions import OrderRef, cancel_orders, ensure_persisted
-from db.orders import CartChanged, CartCheckout, OrderRecord, fingerprint
+from db.errors import EmptyCart, InvalidInput
+from db.order_records import OrderRecord, fingerprint
+from db.scripts import CartChanged, CheckoutCart
 from resolvers import cursors, validate
 from resolvers.context import RequestContext
 
@@ -74,7 +74,7 @@ async def checkout(ctx: RequestContext, idempotency_key: str) -> OrderRecord:
         try:
             reservation = await ctx.state.orders.reserve(
                 viewer.customer_id, lines, key,
-                CartCheckout(owner, cart.version, ctx.state.carts.ttl_for(owner)),
+                CheckoutCart(owner, cart.version, ctx.state.carts.ttl_for(owner)),
             )
         except CartChanged:
             continue
@@ -85,21 +85,7 @@ async def checkout(ctx: RequestContext, idempotency_key: str) -> OrderRecord:
 
 async def cancel(ctx: RequestContext, order_id: str) -> OrderRecord:
     viewer = await ctx.require_customer()
-    owner_filter = None if viewer.is_staff else viewer.customer_id
-    order = await ctx.state.orders.get(order_id, owner_filter)
-    if order is None:
-        raise OrderNotFound()
-    if order.status != "PENDING":
-        raise OrderNotCancellable(f"the order is {order.status}; only a PENDING order can be cancelled")
-    state = ctx.state
-    await ensure_persisted(state.redis, state.scripts, state.sessions, order.id)
-    reason = "CUSTOMER" if order.customer_id == viewer.customer_id else "STAFF"
-    won = await cancel_orders(state.sessions, state.scripts, [OrderRef(order.customer_id, order.id)], reason)
-    if not won:
-        raise OrderNotCancellable("the order was paid or cancelled meanwhile")
-    cancelled = await state.orders.get(order.id, order.customer_id)
-    assert cancelled is not None
-    return cancelled
+    return await ctx.state.orders.cancel(order_id, viewer.customer_id, staff=viewer.is_staff)
 
 
 async def order(ctx: RequestContext, order_id: str) -> OrderRecord | None:

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from db import keys
+from db.enums import CancelReason, OrderStatus
 from db.errors import OrderNotFound, ProductNotFound
 from db.events import RESYNC
-from db.orders import OrderRecord
+from db.order_records import OrderRecord
 from resolvers import validate
 from resolvers.context import RequestContext
 
-FINAL = ("PAID", "CANCELLED")
+FINAL = (OrderStatus.PAID, OrderStatus.CANCELLED)
 # Under a burst, a stock subscriber gets the latest figure at most this often.
 STOCK_MIN_INTERVAL = 0.25
 
@@ -23,8 +24,8 @@ STOCK_MIN_INTERVAL = 0.25
 @dataclass(frozen=True)
 class OrderStatusChange:
     order_id: str
-    status: str
-    cancel_reason: str | None
+    status: OrderStatus
+    cancel_reason: CancelReason | None
     at: datetime
 
 
@@ -65,8 +66,8 @@ async def order_status(ctx: RequestContext, order_id: str) -> AsyncIterator[Orde
             else:
                 current = OrderStatusChange(
                     order_id,
-                    str(event["status"]),
-                    event.get("cancelReason") or None,
+                    OrderStatus(event["status"]),
+                    CancelReason(event["cancelReason"]) if event.get("cancelReason") else None,
                     datetime.fromtimestamp(float(event["at"]), UTC),
                 )
             if current.status != last.status:

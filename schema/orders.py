@@ -8,7 +8,7 @@ from enum import Enum
 import strawberry
 from strawberry.types import Info
 
-from db.orders import OrderRecord
+from db.order_records import OrderRecord
 from resolvers.context import RequestContext
 from schema.errors import UserError
 from schema.types import PageInfo, Product

@@ -18,14 +18,13 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from resolvers.context import AppState
 from schema import build_schema
 from schema.persisted import PersistedOperations
 from server.graphql_view import RushcartGraphQL
 from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
-from server.state import close_state, freeze_startup_heap, open_state, warm_state
+from server.state import AppState, close_state, freeze_startup_heap, open_state, warm_state
 from server.webhooks import payment_webhook
 
 log = logging.getLogger("rushcart.app")

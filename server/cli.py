@@ -47,14 +47,13 @@ async def _seed(settings: Settings) -> int:
 
 async def _ensure_user(settings: Settings, email: str, password: str, staff: bool) -> str:
     """Create the account; returns 'created' or 'exists'."""
-    from db.accounts import Accounts
+    from db.accounts import create_customer
     from db.engine import make_engine, make_sessionmaker
     from db.errors import EmailTaken
 
     engine = make_engine(settings.database_url, pool_size=1)
-    accounts = Accounts(make_sessionmaker(engine), None, settings.token_ttl_seconds, settings.session_ttl_seconds)
     try:
-        await accounts.create_customer(email.lower(), password, is_staff=staff)
+        await create_customer(make_sessionmaker(engine), email.lower(), password, is_staff=staff)
         return "created"
     except EmailTaken:
         return "exists"

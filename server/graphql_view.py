@@ -21,10 +21,11 @@ from strawberry.asgi import GraphQL
 from strawberry.http import process_result
 from strawberry.types import ExecutionResult
 
-from resolvers.context import AppState, RequestContext
+from resolvers.context import RequestContext
 from schema import masked
 from schema.persisted import PersistedOperation, PersistedOperations
 from server.metrics import record_buys
+from server.state import AppState
 
 # GraphiQL sends its headers editor's content over HTTP only; this makes its WebSocket send the
 # same headers as connection_init payload, so a signed-in subscription works from the explorer.

@@ -13,8 +13,8 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from db.orders import OrderRecord
-from resolvers.context import AppState
+from db.order_records import OrderRecord
+from server.state import AppState
 from server.webhooks import receive, sign
 
 

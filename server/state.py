@@ -4,62 +4,64 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import keys
 from db.accounts import Accounts
-from db.carts import CartStore
+from db.backends import Backends, redis_client
+from db.carts import CartStore, CartTTLs
 from db.catalog import Catalog
 from db.engine import make_engine, make_sessionmaker
 from db.events import EventHub
 from db.orders import Orders
-from db.scripts import Scripts
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
-from resolvers.context import AppState
 from server.settings import Settings
 
 
-def _client(url: str) -> aioredis.Redis:
-    # A burst waits for a free connection instead of failing with "Too many connections"; a
-    # connection that died with a Redis restart is retried on a fresh one instead of failing
-    # the request that happens to pick it up.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=256,
-        timeout=10,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), retries=3),
-        retry_on_error=[ConnectionError, TimeoutError],
-        health_check_interval=30,
-    )
-    return aioredis.Redis(connection_pool=pool)
+@dataclass
+class AppState:
+    """Created once per process in the server's lifespan and closed there. Resolvers see it through
+    resolvers.context.Services, the part of it they may use."""
+
+    engine: AsyncEngine
+    backends: Backends
+    cache: Redis
+    stock: StockCounters
+    catalog: Catalog
+    accounts: Accounts
+    carts: CartStore
+    orders: Orders
+    enqueuer: JobEnqueuer
+    events: EventHub
+    dev_mode: bool = False
+
+    @property
+    def redis(self) -> Redis:
+        return self.backends.redis
 
 
 def open_state(settings: Settings) -> AppState:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    sessions = make_sessionmaker(engine)
-    redis = _client(settings.redis_url)
+    redis = redis_client(settings.redis_url)
+    backends = Backends.of(redis, make_sessionmaker(engine))
     cache = (
-        _client(settings.cache_redis_url)
+        redis_client(settings.cache_redis_url)
         if settings.cache_redis_url and settings.cache_redis_url != settings.redis_url
         else redis
     )
-    scripts = Scripts(redis)
-    stock = StockCounters(redis, scripts, sessions)
+    stock = StockCounters(backends)
     return AppState(
         engine=engine,
-        sessions=sessions,
-        redis=redis,
+        backends=backends,
         cache=cache,
-        scripts=scripts,
         stock=stock,
-        catalog=Catalog(sessions, cache, stock, settings.product_cache_ttl_seconds),
+        catalog=Catalog(backends.sessions, cache, stock, settings.product_cache_ttl_seconds),
         accounts=Accounts(
-            sessions,
+            backends.sessions,
             redis,
             settings.token_ttl_seconds,
             settings.session_ttl_seconds,
@@ -67,13 +69,9 @@ def open_state(settings: Settings) -> AppState:
             settings.login_window_seconds,
         ),
         carts=CartStore(
-            redis,
-            scripts,
-            sessions,
-            settings.guest_cart_ttl_days * 86400,
-            settings.customer_cart_ttl_days * 86400,
+            backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
         ),
-        orders=Orders(redis, scripts, sessions, stock, settings.order_payment_ttl_seconds),
+        orders=Orders(backends, stock, settings.order_payment_ttl_seconds),
         enqueuer=JobEnqueuer(settings.redis_url),
         events=EventHub(redis),
         dev_mode=settings.dev,

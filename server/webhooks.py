@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 
 from db.payments import EVENT_TYPES, PaymentEvent, store_event
 from jobs import queues
-from resolvers.context import AppState
 from server.metrics import WEBHOOKS
+from server.state import AppState
 
 log = logging.getLogger("rushcart.webhooks")
 
@@ -121,7 +121,7 @@ async def receive(state: AppState, secret: str, body: bytes, signature: str | No
     """Verify, store and enqueue one event; returns the HTTP status and JSON answer."""
     verify(secret, signature, body)
     event = parse(body)
-    if not await store_event(state.sessions, event):
+    if not await store_event(state.backends.sessions, event):
         return 200, {"status": "duplicate", "id": event.id}
     try:
         await state.enqueuer.enqueue(

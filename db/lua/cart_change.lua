@@ -1,9 +1,11 @@
+#!lua
 -- Change one cart atomically and mark it dirty for write-behind; returns the cart after.
 -- KEYS[1] cart:{owner}   KEYS[2] carts:dirty
 -- ARGV[1] op: add | set | remove | clear   ARGV[2] product id   ARGV[3] quantity
 -- ARGV[4] max units a line   ARGV[5] max lines   ARGV[6] now (ms)   ARGV[7] TTL (s)   ARGV[8] owner
 -- Returns {'MISSING'} when the cart is not in Redis (the caller restores it from PostgreSQL and
 -- retries), {'LINE_LIMIT', current} or {'CART_LIMIT'} when refused, else {'OK', field, value, ...}.
+--#include cart
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'MISSING'}
 end
@@ -32,16 +34,9 @@ if op == 'add' or op == 'set' then
 elseif op == 'remove' then
   redis.call('HDEL', KEYS[1], pid)
 elseif op == 'clear' then
-  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(field, 1, 1) ~= '_' then
-      redis.call('HDEL', KEYS[1], field)
-    end
-  end
+  cart_clear_lines(KEYS[1])
 end
-redis.call('HINCRBY', KEYS[1], '_v', 1)
-redis.call('HSET', KEYS[1], '_u', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[8])
+cart_touch(KEYS[1], KEYS[2], ARGV[6], ARGV[7], ARGV[8])
 local out = redis.call('HGETALL', KEYS[1])
 table.insert(out, 1, 'OK')
 return out

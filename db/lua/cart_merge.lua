@@ -1,3 +1,4 @@
+#!lua
 -- Attach a guest cart to a customer's cart on sign-in, atomically; the guest cart is emptied.
 -- KEYS[1] guest cart   KEYS[2] customer cart   KEYS[3] carts:dirty
 -- ARGV[1] strategy: MERGE | KEEP_CUSTOMER_CART | REPLACE_WITH_GUEST_CART
@@ -5,6 +6,7 @@
 -- ARGV[5] customer cart TTL (s)   ARGV[6] guest cart TTL (s)   ARGV[7] guest owner   ARGV[8] customer owner
 -- Returns {'MISSING'} if either cart is not in Redis, else
 -- {'OK', guest lines, lines added, lines combined, capped product id, ...}.
+--#include cart
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
   return {'MISSING'}
 end
@@ -47,11 +49,7 @@ if strategy == 'MERGE' then
     end
   end
 elseif strategy == 'REPLACE_WITH_GUEST_CART' and #guest > 0 then
-  for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
-    if string.sub(field, 1, 1) ~= '_' then
-      redis.call('HDEL', KEYS[2], field)
-    end
-  end
+  cart_clear_lines(KEYS[2])
   for _, line in ipairs(guest) do
     redis.call('HSET', KEYS[2], line[1], line[2])
   end
@@ -60,19 +58,11 @@ elseif strategy == 'REPLACE_WITH_GUEST_CART' and #guest > 0 then
 end
 
 if changed then
-  redis.call('HINCRBY', KEYS[2], '_v', 1)
-  redis.call('HSET', KEYS[2], '_u', ARGV[4])
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[8])
+  cart_touch(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[8])
 end
 if #guest > 0 then
-  for _, line in ipairs(guest) do
-    redis.call('HDEL', KEYS[1], line[1])
-  end
-  redis.call('HINCRBY', KEYS[1], '_v', 1)
-  redis.call('HSET', KEYS[1], '_u', ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[7])
+  cart_clear_lines(KEYS[1])
+  cart_touch(KEYS[1], KEYS[3], ARGV[4], ARGV[6], ARGV[7])
 end
 
 local out = {'OK', #guest, added, combined}

@@ -1,9 +1,10 @@
+#!lua
 -- After a batch's rows are committed in PostgreSQL: for each order drop its holds and its
 -- to-persist entry, once. One call per batch, not per order: the caller's cost is per command.
 -- KEYS[1] orders:topersist, then per order: order:{oid}, orders:inflight:{cid}, stock:held:{pid}...
 -- ARGV[1] TTL of the records as a status cache (s), then per order: order id, number of held keys n,
 --         then n quantities (one per held key, in the same order)
--- Returns how many orders this call finished (the others were finished before).
+-- Returns {'OK', how many orders this call finished} (the others were finished before).
 local key, arg, finished = 2, 2, 0
 while arg <= #ARGV do
   local oid, held = ARGV[arg], tonumber(ARGV[arg + 1])
@@ -21,4 +22,4 @@ while arg <= #ARGV do
   key = key + 2 + held
   arg = arg + 2 + held
 end
-return finished
+return {'OK', finished}

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from db.enums import CancelReason
 from db.order_transitions import OrderRef, cancel_in_session
 from tests.chaos.invariants import available, drain
 from tests.chaos.sale import PLACE, Buyer, Client, Endpoints
@@ -45,9 +46,9 @@ async def test_a_cancel_that_dies_before_commit_puts_no_unit_on_sale_twice(
         order_id = data["placeOrder"]["order"]["id"]
         await drain(stack, redis, pg)  # persisted: products.stock 1, available 1
         with pytest.raises(ProcessDied):
-            async with state.sessions() as session, session.begin():
-                won = await cancel_in_session(session, state.scripts, [OrderRef(first.customer_id, order_id)],
-                                              "CUSTOMER")
+            async with state.backends.sessions() as session, session.begin():
+                won = await cancel_in_session(state.backends, session, [OrderRef(first.customer_id, order_id)],
+                                              CancelReason.CUSTOMER)
                 if len(won) != 1:
                     pytest.fail("the cancellation did not win")
                 raise ProcessDied()

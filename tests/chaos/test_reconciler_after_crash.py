@@ -16,12 +16,15 @@ fails, as the process dying at that point would, and the reconciler runs twice m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from db import keys
+from db.backends import Backends
 from db.order_persistence import persist_orders
+from db.scripts import PersistedOrder, Scripts
 from db.stock import reconcile
 from tests.chaos.invariants import available, drain
 from tests.chaos.sale import PLACE, Buyer, Client, Endpoints
@@ -34,16 +37,11 @@ class ProcessDied(Exception):
     """Stands for the kill -9 that stops a worker right after its commit."""
 
 
-class DiesBeforeRedisStep:
+class DiesBeforeRedisStep(Scripts):
     """The server's Scripts, except that the Redis step after the commit never happens."""
 
-    def __init__(self, scripts: Any) -> None:
-        self._scripts = scripts
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "orders_persisted":
-            raise ProcessDied()
-        return getattr(self._scripts, name)
+    async def orders_persisted(self, orders: Sequence[PersistedOrder], status_cache_seconds: int) -> int:
+        raise ProcessDied()
 
 
 async def test_units_stay_on_sale_when_the_reconciler_runs_after_a_worker_died_mid_batch(
@@ -59,13 +57,14 @@ async def test_units_stay_on_sale_when_the_reconciler_runs_after_a_worker_died_m
                                     buyers[0].token)
         order_id = data["placeOrder"]["order"]["id"]
         with pytest.raises(ProcessDied):
-            await persist_orders(state.redis, DiesBeforeRedisStep(state.scripts), state.sessions, [order_id])
+            dying = Backends(state.redis, DiesBeforeRedisStep(state.redis), state.backends.sessions)
+            await persist_orders(dying, [order_id])
         crashed = (await pg.fetchval("SELECT stock FROM products WHERE id = $1", pid),
                    await redis.get(keys.stock_held(pid)))
         if crashed != (8, "2"):  # committed; the holds not released yet
             pytest.fail(f"not the state a crash after the commit leaves: {crashed}")
         for _ in range(2):  # two runs in a row, as two worker starts (or a queued run) make them
-            await reconcile(state.scripts, state.sessions)
+            await reconcile(state.backends)
     finally:
         await client.aclose()
         stack.start_worker()

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from db import keys
+from db.enums import CancelReason
 from db.order_persistence import persist_orders
 from db.order_transitions import OrderRef, cancel_orders
 from tests.api import Api
@@ -34,7 +35,7 @@ async def test_cancel_racing_the_expiry_sweeper_releases_once(api: Api, make_pro
     me = (await client("{ me { id } }"))["me"]["id"]
     ref = OrderRef(int(me), order["id"])
     results = await asyncio.gather(*[
-        cancel_orders(state.sessions, state.scripts, [ref], "EXPIRED" if i % 2 else "CUSTOMER") for i in range(10)
+        cancel_orders(state.backends, [ref], CancelReason.EXPIRED if i % 2 else CancelReason.CUSTOMER) for i in range(10)
     ])
     assert 1 == sum(len(r) for r in results)
     assert (6, 6) == (await available(api, product), await pg_stock(pg, product))
@@ -46,7 +47,7 @@ async def test_cancel_racing_persistence_releases_once(api: Api, make_product, p
     client = await buyer(api)
     ids = [str((await place(client, (product, 1)))["order"]["id"]) for _ in range(3)]
     cancels = [client(CANCEL, id=oid) for oid in ids]
-    persisting = [persist_orders(state.redis, state.scripts, state.sessions, ids) for _ in range(2)]
+    persisting = [persist_orders(state.backends, ids) for _ in range(2)]
     results = await asyncio.gather(*cancels, *persisting)
     assert all(r["cancelOrder"]["order"]["status"] == "CANCELLED" for r in results[:3])
     assert (5, 5) == (await available(api, product), await pg_stock(pg, product))
@@ -124,12 +125,12 @@ async def test_reconciler_repairs_a_confirmed_drift_only(api: Api, make_product,
     product = await make_product(stock=10)
     pid = int(product["id"])
     await redis.set(keys.stock(pid), 13)  # as if a release had been applied twice
-    first = await reconcile(state.scripts, state.sessions, min_gap_seconds=0.2)
-    too_soon = await reconcile(state.scripts, state.sessions, min_gap_seconds=60)
+    first = await reconcile(state.backends, min_gap_seconds=0.2)
+    too_soon = await reconcile(state.backends, min_gap_seconds=60)
     assert pid not in first and pid not in too_soon and "13" == await redis.get(keys.stock(pid))
 
     async def repaired() -> bool:
-        return (await reconcile(state.scripts, state.sessions, min_gap_seconds=0.2)).get(pid) == 3
+        return (await reconcile(state.backends, min_gap_seconds=0.2)).get(pid) == 3
 
     await eventually(repaired, timeout=5, message="the drift to be confirmed and repaired")
     assert "10" == await redis.get(keys.stock(pid))

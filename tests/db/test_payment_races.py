@@ -12,7 +12,9 @@ import pytest
 
 from db.engine import asyncpg_dsn
 from db.order_transitions import OrderRef, cancel_orders
-from db.payments import PaymentEvent, apply_event, store_event
+from db.enums import CancelReason
+from db.order_lifecycle import apply_payment_event
+from db.payments import PaymentEvent, store_event
 from tests.api import Api
 from tests.conftest import unique
 from tests.resolvers.test_orders import READ, available, place
@@ -38,13 +40,13 @@ async def test_success_racing_expiry_ends_paid_or_refundable_never_both(
     me = int((await buyer("{ me { id } }"))["me"]["id"])
     event = PaymentEvent(id=unique("evt_race_"), type="payment.succeeded", order_id=order["id"], amount_cents=1400,
                          currency="USD", created=int(time.time()), payload={})
-    assert await store_event(state.sessions, event)
+    assert await store_event(state.backends.sessions, event)
 
     def pay() -> Awaitable[Any]:
-        return apply_event(state.redis, state.scripts, state.sessions, event.id)
+        return apply_payment_event(state.backends, event.id)
 
     def expire() -> Awaitable[Any]:
-        return cancel_orders(state.sessions, state.scripts, [OrderRef(me, order["id"])], "EXPIRED")
+        return cancel_orders(state.backends, [OrderRef(me, order["id"])], CancelReason.EXPIRED)
 
     order_of_arrival: list[Callable[[], Awaitable[Any]]] = [pay, expire] if first == "payment" else [expire, pay]
     holder = await asyncpg.connect(asyncpg_dsn(stack.database_url))

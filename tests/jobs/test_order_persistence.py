@@ -57,7 +57,7 @@ async def test_persisting_twice_changes_nothing_more(api: Api, make_product, pg,
     try:
         ids = [str((await place(buyer, (product, 2)))["order"]["id"]) for _ in range(3)]
         results = await asyncio.gather(*[
-            persist_orders(state.redis, state.scripts, state.sessions, ids) for _ in range(3)])
+            persist_orders(state.backends, ids) for _ in range(3)])
     finally:
         await redis.delete("persist:pending")
     assert 3 >= sum(r.inserted for r in results)
