@@ -43,8 +43,8 @@ from bench.invariants import Check, Checked, check_sale
 from bench.seed import Buyer, GraphQL, Sale, create_sale
 from bench.stack import BenchStack
 from db import keys
-from db.engine import asyncpg_dsn
 from db.backends import Backends
+from db.engine import asyncpg_dsn
 from db.order_persistence import finish_in_redis, persist_pending, read_records
 from db.order_records import OrderRecord
 from db.values import as_text

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.asyncio import Redis
 from rq import Queue, Retry
 
 from jobs import queues
@@ -37,14 +38,14 @@ class JobEnqueuer:
         self._queues[queue_name].enqueue_call(func, pipeline=pipe, **options)
         return [(tuple(args), dict(opts)) for args, opts in pipe.command_stack]
 
-    async def enqueue(self, client: Any, queue_name: str, func: str, **options: Any) -> None:
+    async def enqueue(self, client: Redis, queue_name: str, func: str, **options: Any) -> None:
         async with client.pipeline(transaction=True) as pipe:
             for args, opts in self.commands(queue_name, func, **options):
                 opts.pop("keys", None)
                 pipe.execute_command(*args, **opts)
             await pipe.execute()
 
-    async def persist_orders(self, client: Any) -> None:
+    async def persist_orders(self, client: Redis) -> None:
         await self.enqueue(
             client, queues.ORDERS, "jobs.orders.persist_pending_orders", retry=PERSIST_RETRY, result_ttl=60,
             failure_ttl=7 * 86400, timeout=300,

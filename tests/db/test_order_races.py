@@ -35,7 +35,8 @@ async def test_cancel_racing_the_expiry_sweeper_releases_once(api: Api, make_pro
     me = (await client("{ me { id } }"))["me"]["id"]
     ref = OrderRef(int(me), order["id"])
     results = await asyncio.gather(*[
-        cancel_orders(state.backends, [ref], CancelReason.EXPIRED if i % 2 else CancelReason.CUSTOMER) for i in range(10)
+        cancel_orders(state.backends, [ref], CancelReason.EXPIRED if i % 2 else CancelReason.CUSTOMER)
+        for i in range(10)
     ])
     assert 1 == sum(len(r) for r in results)
     assert (6, 6) == (await available(api, product), await pg_stock(pg, product))

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 
 from db.engine import asyncpg_dsn
-from db.order_transitions import OrderRef, cancel_orders
 from db.enums import CancelReason
 from db.order_lifecycle import apply_payment_event
+from db.order_transitions import OrderRef, cancel_orders
 from db.payments import PaymentEvent, store_event
 from tests.api import Api
 from tests.conftest import unique

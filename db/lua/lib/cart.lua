@@ -1,6 +1,6 @@
--- Steps every script that changes a cart shares; db.scripts puts this text where a script says
--- `--#include cart`. A cart hash holds "<product id>" -> quantity plus meta fields starting with
--- '_' (_v version, _u last change in ms).
+-- Steps every script that changes a cart shares; db.scripts puts this text where a script asks
+-- for the library "cart". A cart hash holds "<product id>" -> quantity plus meta fields starting
+-- with '_' (_v version, _u last change in ms).
 
 -- Remove every line of a cart, keeping its meta fields.
 local function cart_clear_lines(cart)
