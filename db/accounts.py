@@ -11,13 +11,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
+from db.backends import Backends
 from db.errors import EmailTaken, InvalidCredentials, RateLimited
+from db.session_ids import SessionIds
 from db.values import as_text
 
 # A resolved token is trusted this long without asking Redis; a logout anywhere reaches every
@@ -72,24 +73,45 @@ async def create_customer(
     return CustomerRecord(row.id, row.email, row.is_staff)
 
 
+@dataclass(frozen=True)
+class SignInLimits:
+    """Failed sign-ins allowed per window, counted before the password is checked.
+
+    Per account and client address: a stranger guessing from elsewhere does not lock the owner
+    out. Per client address over all accounts: one address cannot spray passwords. Per account
+    over all addresses (higher): only a distributed guesser can lock an account, for one window.
+    """
+
+    per_account_and_client: int = 10
+    per_client: int = 50
+    per_account: int = 200
+    window_seconds: int = 300
+    session_starts_per_client_per_minute: int = 60
+
+
+UNKNOWN_CLIENT = "unknown"
+
+
 class Accounts:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
-        redis: Redis,
+        backends: Backends,
         token_ttl_seconds: int,
-        session_ttl_seconds: int,
-        login_attempts_per_window: int = 10,
-        login_window_seconds: int = 300,
+        session_ids: SessionIds,
+        limits: SignInLimits = SignInLimits(),
     ) -> None:
-        self._sessions = sessions
-        self._redis = redis
+        self._sessions = backends.sessions
+        self._redis = backends.redis
+        self._scripts = backends.scripts
         self._token_ttl = token_ttl_seconds
-        self.session_ttl_seconds = session_ttl_seconds
-        self._attempts = login_attempts_per_window
-        self._window = login_window_seconds
+        self._session_ids = session_ids
+        self._limits = limits
         # token key -> (viewer, valid until): saves a Redis round trip on every signed-in request.
         self._token_cache: dict[str, tuple[Viewer, float]] = {}
+
+    @property
+    def session_ttl_seconds(self) -> int:
+        return self._session_ids.ttl_seconds
 
     async def create_customer(self, email: str, password: str, is_staff: bool = False) -> CustomerRecord:
         return await create_customer(self._sessions, email, password, is_staff)
@@ -103,11 +125,19 @@ class Accounts:
             ).one_or_none()
         return None if row is None else CustomerRecord(row.id, row.email, row.is_staff)
 
-    async def authenticate(self, email: str, password: str) -> CustomerRecord:
-        attempts_key = keys.login_attempts(email)
-        attempts = await self._redis.get(attempts_key)
-        if attempts is not None and int(attempts) >= self._attempts:
-            raise RateLimited(f"too many failed sign-ins for this email; try again in {self._window} s")
+    async def authenticate(self, email: str, password: str, client: str | None = None) -> CustomerRecord:
+        limits = self._limits
+        client = client or UNKNOWN_CLIENT
+        counters = [
+            (keys.login_attempts(email, client), limits.per_account_and_client),
+            (keys.login_attempts_from(client), limits.per_client),
+            (keys.login_attempts(email), limits.per_account),
+        ]
+        limited = await self._scripts.ratelimit_take(counters, limits.window_seconds)
+        if limited is not None:
+            which, retry_after = limited
+            whose = ("for this email from your address", "from your address", "for this email")[which]
+            raise RateLimited(f"too many failed sign-ins {whose}; try again in {retry_after} s")
         async with self._sessions() as session:
             row = (
                 await session.execute(
@@ -122,13 +152,9 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                # SET NX EX starts the window on the first failure (EXPIRE NX needs Redis 7).
-                pipe.set(attempts_key, 0, ex=self._window, nx=True)
-                pipe.incr(attempts_key)
-                await pipe.execute()
             raise InvalidCredentials()
-        await self._redis.delete(attempts_key)
+        # Only failures count: a success gives back what it took, and clears its own address's tally.
+        await self._scripts.ratelimit_give_back([key for key, _ in counters], [True, False, False])
         return CustomerRecord(row.id, row.email, row.is_staff)
 
     async def issue_token(self, customer: CustomerRecord) -> str:
@@ -170,25 +196,14 @@ class Accounts:
         else:
             self._token_cache.pop(str(event.get("revoked")), None)
 
-    async def start_session(self) -> str:
-        sid = secrets.token_urlsafe(24)  # 192 random bits
-        await self._redis.set(keys.session(sid), "1", ex=self.session_ttl_seconds)
-        return sid
+    async def start_session(self, client: str | None = None) -> str:
+        """A new guest session id; each client address may start a bounded number a minute."""
+        key = keys.session_starts(client or UNKNOWN_CLIENT)
+        limited = await self._scripts.ratelimit_take([(key, self._limits.session_starts_per_client_per_minute)], 60)
+        if limited is not None:
+            raise RateLimited(f"too many new sessions from your address; try again in {limited[1]} s")
+        return self._session_ids.issue()
 
-    async def session_exists(self, sid: str) -> bool:
-        # Sliding expiry: a session in use stays alive; an id the server never issued stays unknown.
-        if await self._redis.expire(keys.session(sid), self.session_ttl_seconds):
-            return True
-        # Redis lost the session (restart, flush): a guest cart written behind under this id
-        # proves the server issued it, so the shopper gets their session and cart back.
-        async with self._sessions() as session:
-            known = (
-                await session.execute(
-                    text("SELECT 1 FROM carts WHERE owner = :owner AND expires_at > now()"),
-                    {"owner": f"guest:{sid}"},
-                )
-            ).scalar_one_or_none()
-        if known is None:
-            return False
-        await self._redis.set(keys.session(sid), "1", ex=self.session_ttl_seconds)
-        return True
+    def session_valid(self, sid: str) -> bool:
+        """Whether the server issued this id and it has not expired: no Redis or PostgreSQL asked."""
+        return self._session_ids.valid(sid)

@@ -23,9 +23,15 @@ State Redis (never evicts, AOF on):
     orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
     persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
     persist:lock           held by the one job draining orders:topersist. TTL 10 s, renewed per batch.
-    session:{sid}          "1": a server-issued guest session. TTL SESSION_TTL_SECONDS, refreshed on use.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
-    ratelimit:login:{email}  failed sign-ins in the current window. TTL the window.
+    ratelimit:login:{email}           sign-in attempts of an account from all addresses, counted before
+                                      the password is checked (a success gives its count back). TTL
+                                      LOGIN_WINDOW_SECONDS.
+    ratelimit:login:{email}:{client}  the same for one client address. TTL LOGIN_WINDOW_SECONDS.
+    ratelimit:login-from:{client}     sign-in attempts from one client address, any account. TTL
+                                      LOGIN_WINDOW_SECONDS.
+    ratelimit:sessions:{client}       guest sessions started from one client address. TTL 60 s.
+    (Guest sessions themselves hold no state: their ids are signed, see db.session_ids.)
     cart:{owner}           hash of a cart; owner is "guest:<sid>" or "customer:<id>". Fields:
                            "<product id>" -> quantity, "_v" version (bumped per change), "_u"
                            last change (ms). TTL GUEST_CART_TTL_DAYS / CUSTOMER_CART_TTL_DAYS,
@@ -88,17 +94,23 @@ PERSIST_PENDING = "persist:pending"
 PERSIST_LOCK = "persist:lock"
 
 
-def session(sid: str) -> str:
-    return f"session:{sid}"
-
-
 def token(raw_token: str) -> str:
     # Only a digest is stored, so a read of Redis does not hand out usable bearer tokens.
     return "token:" + hashlib.sha256(raw_token.encode()).hexdigest()
 
 
-def login_attempts(email: str) -> str:
-    return f"ratelimit:login:{email.lower()}"
+def login_attempts(email: str, client: str | None = None) -> str:
+    if client is None:
+        return f"ratelimit:login:{email.lower()}"
+    return f"ratelimit:login:{email.lower()}:{client}"
+
+
+def login_attempts_from(client: str) -> str:
+    return f"ratelimit:login-from:{client}"
+
+
+def session_starts(client: str) -> str:
+    return f"ratelimit:sessions:{client}"
 
 
 def cart(owner: str) -> str:

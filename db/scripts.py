@@ -333,6 +333,26 @@ class Scripts:
             raise _unexpected("stock_reconcile", status)
         return int(values[0])
 
+    # Rate limits -----------------------------------------------------------------------------
+
+    async def ratelimit_take(self, counters: Sequence[tuple[str, int]], window_seconds: int) -> tuple[int, int] | None:
+        """Count one attempt on every (key, limit) at once; None when all were within their limits,
+        else (index of the first counter at its limit, seconds until it resets) and nothing counted."""
+        status, values = await self._run(
+            "ratelimit_take", [key for key, _ in counters], [window_seconds, *[limit for _, limit in counters]]
+        )
+        if status == "OK":
+            return None
+        if status == "LIMITED":
+            return int(values[0]) - 1, int(values[1])
+        raise _unexpected("ratelimit_take", status)
+
+    async def ratelimit_give_back(self, keys_: Sequence[str], clear: Sequence[bool]) -> None:
+        """Give back one counted attempt on each key (or clear it), never going below zero."""
+        status, _ = await self._run("ratelimit_give_back", keys_, ["1" if c else "0" for c in clear])
+        if status != "OK":
+            raise _unexpected("ratelimit_give_back", status)
+
     # Carts -----------------------------------------------------------------------------------
 
     async def cart_change(

@@ -21,7 +21,7 @@ class SignedIn:
 
 
 async def start_session(ctx: RequestContext) -> str:
-    sid = await ctx.state.accounts.start_session()
+    sid = await ctx.state.accounts.start_session(ctx.client)
     if ctx.response is not None:
         ctx.response.set_cookie(
             SESSION_COOKIE,
@@ -49,7 +49,7 @@ async def register(ctx: RequestContext, email: str, password: str) -> SignedIn:
 async def login(ctx: RequestContext, email: str, password: str, cart_merge: str = "MERGE") -> SignedIn:
     if len(password) > 256:
         password = password[:257]  # cannot match; keeps argon2 work bounded
-    customer = await ctx.state.accounts.authenticate(validate.email(email), password)
+    customer = await ctx.state.accounts.authenticate(validate.email(email), password, ctx.client)
     token = await ctx.state.accounts.issue_token(customer)
     merge = await carts.merge_guest_cart(ctx, customer.id, cart_merge)
     # Purchase limits are checked in Redis; loading them now keeps PostgreSQL off the buy path.

@@ -60,9 +60,12 @@ class RequestContext:
         response: Any = None,
         connection_params: dict[str, Any] | None = None,
         websocket: bool = False,
+        client: str | None = None,
     ) -> None:
         self.state = state
         self.websocket = websocket
+        # The caller's address: the socket peer, or what a trusted proxy said (TRUSTED_PROXIES).
+        self.client = client
         self.response = response
         self._headers = headers
         self._cookies = cookies or {}
@@ -125,7 +128,7 @@ class RequestContext:
         """The guest session id, only if the server issued it and it is still alive."""
         if not self._sid_checked:
             sid = self.claimed_session_id
-            self._sid = sid if sid and await self.state.accounts.session_exists(sid) else None
+            self._sid = sid if sid and self.state.accounts.session_valid(sid) else None
             self._sid_checked = True
         return self._sid
 

@@ -133,6 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             log_level=args.log_level,
             access_log=False,
             lifespan="on",
+            # Client addresses from X-Forwarded-For only behind a proxy the operator named.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
         )
 
 

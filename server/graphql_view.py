@@ -128,6 +128,7 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
             cookies=request.cookies,
             response=response,
             websocket=isinstance(request, WebSocket),
+            client=request.client.host if request.client else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -69,7 +69,12 @@ class Settings:
     max_tokens: int = 2000
     db_pool_size: int = 10
     login_attempts_per_window: int = 10
+    login_attempts_per_client: int = 50
+    login_attempts_per_account: int = 200
     login_window_seconds: int = 300
+    session_starts_per_minute: int = 60
+    session_secret: str = ""
+    trusted_proxies: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     secret_generated: bool = field(default=False, compare=False)
 
@@ -80,6 +85,14 @@ class Settings:
     @property
     def dev(self) -> bool:
         return not self.production
+
+    @property
+    def session_key(self) -> bytes:
+        """The key guest session ids are signed with: SESSION_SECRET, else one derived from the
+        webhook secret (so a deployment has one secret to keep, and rotating it ends guest sessions)."""
+        from db.session_ids import derive_secret
+
+        return derive_secret(self.session_secret or self.payment_webhook_secret, "guest session ids")
 
     @property
     def effective_cache_redis_url(self) -> str:
@@ -140,7 +153,12 @@ class Settings:
             max_tokens=_int(env, "MAX_TOKENS", 2000, 50),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1),
             login_attempts_per_window=_int(env, "LOGIN_ATTEMPTS_PER_WINDOW", 10, 1),
+            login_attempts_per_client=_int(env, "LOGIN_ATTEMPTS_PER_CLIENT", 50, 1),
+            login_attempts_per_account=_int(env, "LOGIN_ATTEMPTS_PER_ACCOUNT", 200, 1),
             login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1),
+            session_starts_per_minute=_int(env, "SESSION_STARTS_PER_MINUTE", 60, 1),
+            session_secret=env.get("SESSION_SECRET", ""),
+            trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             public_base_url=env.get("PUBLIC_BASE_URL", cls.public_base_url),
         )
 

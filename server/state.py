@@ -10,13 +10,14 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import keys
-from db.accounts import Accounts
+from db.accounts import Accounts, SignInLimits
 from db.backends import Backends, redis_client
 from db.carts import CartStore, CartTTLs
 from db.catalog import Catalog
 from db.engine import make_engine, make_sessionmaker
 from db.events import EventHub
 from db.orders import Orders
+from db.session_ids import SessionIds
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
 from server.settings import Settings
@@ -61,12 +62,16 @@ def open_state(settings: Settings) -> AppState:
         stock=stock,
         catalog=Catalog(backends.sessions, cache, stock, settings.product_cache_ttl_seconds),
         accounts=Accounts(
-            backends.sessions,
-            redis,
+            backends,
             settings.token_ttl_seconds,
-            settings.session_ttl_seconds,
-            settings.login_attempts_per_window,
-            settings.login_window_seconds,
+            SessionIds(settings.session_key, settings.session_ttl_seconds),
+            SignInLimits(
+                per_account_and_client=settings.login_attempts_per_window,
+                per_client=settings.login_attempts_per_client,
+                per_account=settings.login_attempts_per_account,
+                window_seconds=settings.login_window_seconds,
+                session_starts_per_client_per_minute=settings.session_starts_per_minute,
+            ),
         ),
         carts=CartStore(
             backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)

@@ -35,6 +35,12 @@ TEST_ENV = {
     "PERSIST_SWEEP_SECONDS": "1",
     "CART_FLUSH_SECONDS": "1",
     "PRODUCT_CACHE_TTL_SECONDS": "60",
+    # Tests speak for many shoppers from one address: they say which with X-Forwarded-For, and the
+    # budgets per address are tested on a server of their own (tests/resolvers/test_rate_limits.py).
+    "TRUSTED_PROXIES": "127.0.0.1",
+    "LOGIN_ATTEMPTS_PER_CLIENT": "100000",
+    "LOGIN_ATTEMPTS_PER_ACCOUNT": "100000",
+    "SESSION_STARTS_PER_MINUTE": "100000",
 }
 
 
@@ -123,11 +129,11 @@ class Stack:
     # Failure injection (tests/chaos). Each leaves the Stack's own records (workers, servers)
     # describing what is running afterwards.
 
-    def start_extra_server(self, name: str | None = None) -> ApiProcess:
+    def start_extra_server(self, name: str | None = None, **extra_env: str) -> ApiProcess:
         """Another API server process on a port of its own, against the same PostgreSQL and Redis."""
         port = free_port()
         name = name or f"server-extra-{len(self.extra_servers)}"
-        process = self._spawn(name, "serve", "--port", str(port), "--log-level", "warning")
+        process = self._spawn(name, "serve", "--port", str(port), "--log-level", "warning", extra_env=extra_env)
         extra = ApiProcess(name, process, port)
         self.extra_servers.append(extra)
 
