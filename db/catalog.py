@@ -70,6 +70,9 @@ class ProductPage:
     has_next_page: bool
 
 
+# products.stock is a 32-bit column and `available` a GraphQL Int.
+MAX_UNITS = 2**31 - 1
+
 # Columns productUpdate may change; the keys are what callers pass.
 UPDATABLE = ("name", "description", "price_cents", "max_per_customer", "image_url")
 
@@ -201,6 +204,9 @@ class Catalog:
                 ).scalar_one_or_none()
                 if stock is None:
                     raise ProductNotFound(product_id=product_id)
+                if stock + delta > MAX_UNITS:
+                    raise InvalidInput(f"stock cannot exceed {MAX_UNITS} units; it is {stock}", field="delta",
+                                       product_id=product_id, available=stock)
                 if stock + delta < 0:
                     raise InvalidInput(
                         f"only {stock} units are not held by orders; cannot write off {-delta}",

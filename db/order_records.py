@@ -8,6 +8,8 @@ here, so the three cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +18,16 @@ from typing import Any
 from uuid6 import uuid7
 
 from db.enums import CancelReason, OrderStatus
+
+_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def canonical_order_id(value: object) -> str | None:
+    """The canonical spelling of an order id (lower-case 8-4-4-4-12 hex), or None for anything else:
+    Python's uuid.UUID takes spellings (braces, urn:uuid:, no hyphens) that PostgreSQL refuses."""
+    if not isinstance(value, str) or not _UUID_TEXT.match(value):
+        return None
+    return str(uuid.UUID(value))
 
 
 def new_order_id() -> str:

@@ -14,7 +14,14 @@ from db.backends import Backends
 from db.enums import CancelReason, OrderStatus
 from db.errors import IdempotencyKeyReused, OrderNotCancellable, OrderNotFound, ProductNotFound
 from db.order_lifecycle import cancel_order
-from db.order_records import ORDER_COLUMNS, OrderLineRecord, OrderRecord, fingerprint, new_order_id
+from db.order_records import (
+    ORDER_COLUMNS,
+    OrderLineRecord,
+    OrderRecord,
+    canonical_order_id,
+    fingerprint,
+    new_order_id,
+)
 from db.order_transitions import OrderRef
 from db.scripts import AllowanceMissing, CheckoutCart, Replayed, ReserveLine, StockMissing
 from db.stock import StockCounters
@@ -24,6 +31,8 @@ IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 ALLOWANCE_TTL_SECONDS = 30 * 86400
 # While set, a persistence job is queued: a burst of orders enqueues one job, not one each.
 PERSIST_FLAG_MS = 5000
+# totalCents is a GraphQL Int: a larger total is refused before any unit is reserved.
+MAX_TOTAL_CENTS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,9 @@ class Orders:
                     fingerprint=fingerprint(lines, checkout=cart is not None),
                     lines=[ReserveLine(pid, qty) for pid, qty in lines],
                     now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
-                    allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS, cart=cart,
+                    allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS,
+                    max_total_cents=MAX_TOTAL_CENTS,
+                    cart=cart,
                 )
             except AllowanceMissing:
                 await self.load_allowance(customer_id)
@@ -151,11 +162,12 @@ class Orders:
         return [OrderRecord.from_hash(raw) if raw else None for raw in await self._scripts.orders_read(order_ids)]
 
     async def get(self, order_id: str, customer_id: int | None) -> OrderRecord | None:
-        """An order by id; `customer_id` None means any customer's (staff)."""
-        try:
-            uuid.UUID(order_id)
-        except ValueError:
+        """An order by id (any spelling but the canonical one finds nothing); `customer_id` None means
+        any customer's (staff)."""
+        canonical = canonical_order_id(order_id)
+        if canonical is None:
             return None
+        order_id = canonical
         found = await self._from_postgres(order_id=order_id, customer_id=customer_id)
         if found:
             return found[0]

@@ -172,6 +172,7 @@ class Scripts:
         idempotency_ttl_seconds: int,
         allowance_ttl_seconds: int,
         persist_flag_ms: int,
+        max_total_cents: int,
         cart: CheckoutCart | None = None,
     ) -> Reserved | Replayed:
         """Reserve every line or none (db/lua/order_reserve.lua)."""
@@ -188,7 +189,7 @@ class Scripts:
             customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
             allowance_ttl_seconds, persist_flag_ms, keys.order_channel(order_id),
             "" if cart is None else cart.version, "" if cart is None else cart.owner,
-            0 if cart is None else cart.ttl_seconds, len(lines),
+            0 if cart is None else cart.ttl_seconds, max_total_cents, len(lines),
         ]
         for line in lines:
             pid = line.product_id
@@ -224,6 +225,9 @@ class Scripts:
         if status == "CURRENCY":
             raise InvalidInput("all lines of an order must share one currency", field="lines",
                                product_id=int(as_text(values[0])))
+        if status == "TOO_LARGE":
+            raise InvalidInput(f"an order's total may be at most {max_total_cents} cents; this one is "
+                               f"{int(values[0])}", field="lines")
         raise _unexpected("order_reserve", status)
 
     async def order_status(

@@ -47,6 +47,7 @@ async def register(ctx: RequestContext, email: str, password: str) -> SignedIn:
 
 
 async def login(ctx: RequestContext, email: str, password: str, cart_merge: str = "MERGE") -> SignedIn:
+    validate.storable(password, "password")
     if len(password) > 256:
         password = password[:257]  # cannot match; keeps argon2 work bounded
     customer = await ctx.state.accounts.authenticate(validate.email(email), password, ctx.client)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from db.carts import CartContents, MergeReport, customer_owner, guest_owner
-from db.errors import NotAuthenticated, ProductNotFound
+from db.errors import InvalidInput, NotAuthenticated, ProductNotFound
 from resolvers import validate
 from resolvers.context import RequestContext
 
@@ -42,11 +42,23 @@ async def _existing_product(ctx: RequestContext, product_id: str) -> int:
     return pid
 
 
+async def _check_subtotal(ctx: RequestContext, who: str, pid: int, quantity: int, *, add: bool) -> None:
+    """Refuse a change after which the cart's subtotal would not fit a GraphQL Int (subtotalCents)."""
+    lines = dict((await ctx.state.carts.get(who)).lines)
+    lines[pid] = lines.get(pid, 0) + quantity if add else quantity
+    records = await ctx.products.load_many(list(lines))
+    subtotal = sum(r.price_cents * lines[r.id] for r in records if r is not None)
+    if subtotal > validate.MAX_INT:
+        raise InvalidInput(f"a cart's subtotal may be at most {validate.MAX_INT} cents", field="quantity",
+                           product_id=pid)
+
+
 async def add_line(ctx: RequestContext, product_id: str, quantity: int) -> CartContents:
     who = await owner(ctx, required=True)
     validate.quantity(quantity)
     pid = await _existing_product(ctx, product_id)
     assert who is not None
+    await _check_subtotal(ctx, who, pid, quantity, add=True)
     return await ctx.state.carts.change(who, "add", pid, quantity)
 
 
@@ -55,6 +67,8 @@ async def update_line(ctx: RequestContext, product_id: str, quantity: int) -> Ca
     validate.quantity(quantity, allow_zero=True)
     pid = validate.product_id(product_id) if quantity == 0 else await _existing_product(ctx, product_id)
     assert who is not None
+    if quantity:
+        await _check_subtotal(ctx, who, pid, quantity, add=False)
     return await ctx.state.carts.change(who, "set", pid, quantity)
 
 

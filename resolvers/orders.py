@@ -99,7 +99,8 @@ async def orders(ctx: RequestContext, first: int, after: str | None) -> OrderPag
     viewer = await ctx.require_customer()
     if first < 0:
         raise InvalidInput("first must not be negative", field="first")
-    before = cursors.decode("order", after)
+    key = cursors.decode("order", after)
+    before = None if key is None else validate.order_cursor_key(key)
     items, more = await ctx.state.orders.list_for_customer(viewer.customer_id, min(first, MAX_PAGE), before)
     return OrderPage(items, more)
 

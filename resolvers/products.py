@@ -11,7 +11,8 @@ from resolvers import cursors, validate
 from resolvers.context import RequestContext
 
 MAX_PAGE = 100
-MAX_PRICE_CENTS = 100_000_000
+# A line of 100 units at the highest price still fits a GraphQL Int (lineTotalCents).
+MAX_PRICE_CENTS = validate.MAX_INT // validate.MAX_LINE_QUANTITY
 MAX_STOCK = 10_000_000
 
 
@@ -28,8 +29,8 @@ async def products(ctx: RequestContext, first: int, after: str | None, search: s
         raise InvalidInput("first must not be negative", field="first")
     key = cursors.decode("product", after)
     try:
-        after_id = int(key) if key is not None else None
-    except ValueError:
+        after_id = validate.product_id(key, "after") if key is not None else None
+    except InvalidInput:
         raise InvalidInput("not a valid cursor", field="after") from None
     if search is not None:
         search = validate.text(search, "search", max_length=100)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import re
 
 from db.errors import InvalidInput
+from db.order_records import canonical_order_id
+
+# GraphQL's Int and the integer columns are 32-bit: an amount, a total or a stock figure must fit.
+MAX_INT = 2**31 - 1
+# What PostgreSQL's text cannot store (NUL) and UTF-8 cannot encode (an unpaired surrogate).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+DIGITS = re.compile(r"^[0-9]{1,19}$")
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -14,14 +21,22 @@ MAX_LINE_QUANTITY = 100
 MAX_LINES = 50
 
 
+def storable(value: str, field: str) -> str:
+    """Refuse text PostgreSQL cannot store or UTF-8 cannot encode, before it goes anywhere."""
+    if UNSTORABLE.search(value):
+        raise InvalidInput(f"{field} must not contain NUL characters or unpaired surrogates", field=field)
+    return value
+
+
 def email(value: str, field: str = "email") -> str:
-    value = value.strip()
+    value = storable(value, field).strip()
     if len(value) > 254 or not EMAIL.match(value):
         raise InvalidInput("not a valid email address", field=field)
     return value.lower()
 
 
 def password(value: str, field: str = "password") -> str:
+    storable(value, field)
     if len(value) < 8:
         raise InvalidInput("password must be at least 8 characters", field=field)
     if len(value) > 256:
@@ -30,7 +45,7 @@ def password(value: str, field: str = "password") -> str:
 
 
 def text(value: str, field: str, *, max_length: int, min_length: int = 0) -> str:
-    value = value.strip()
+    value = storable(value, field).strip()
     if len(value) < min_length:
         raise InvalidInput(f"{field} must not be empty" if min_length == 1 else f"{field} is too short",
                            field=field)
@@ -46,7 +61,7 @@ def int_range(value: int, field: str, *, minimum: int, maximum: int) -> int:
 
 
 def sku(value: str, field: str = "sku") -> str:
-    value = value.strip()
+    value = storable(value, field).strip()
     if not SKU.match(value):
         raise InvalidInput("sku must be 1-64 letters, digits, '.', '_' or '-'", field=field)
     return value
@@ -61,6 +76,7 @@ def currency(value: str, field: str = "currency") -> str:
 def url(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return None
+    storable(value, field)
     if len(value) > 2048 or not (value.startswith("https://") or value.startswith("http://") or
                                  value.startswith("/")):
         raise InvalidInput(f"{field} must be an http(s) URL or a path", field=field)
@@ -68,13 +84,17 @@ def url(value: str | None, field: str) -> str | None:
 
 
 def product_id(value: str, field: str = "productId") -> int:
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise InvalidInput("not a product id", field=field) from None
-    if not 0 < parsed < 2**63:
+    # Only ASCII digits: int() would also take "1_000", " 7 " and digits of other scripts.
+    if not isinstance(value, str) or not DIGITS.match(value) or not 0 < int(value) < 2**63:
         raise InvalidInput("not a product id", field=field)
-    return parsed
+    return int(value)
+
+
+def order_cursor_key(value: str, field: str = "after") -> str:
+    canonical = canonical_order_id(value)
+    if canonical is None:
+        raise InvalidInput("not a valid cursor", field=field)
+    return canonical
 
 
 def quantity(value: int, field: str = "quantity", *, allow_zero: bool = False) -> int:

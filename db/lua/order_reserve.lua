@@ -7,9 +7,10 @@
 -- ARGV[5] request fingerprint   ARGV[6] idempotency TTL (s)   ARGV[7] allowance TTL (s)
 -- ARGV[8] persistence-pending flag TTL (ms)   ARGV[9] the order's status channel
 -- ARGV[10] cart version ('' = not checkout)   ARGV[11] cart owner   ARGV[12] cart TTL (s)
--- ARGV[13] number of lines n   ARGV[14..] per line: product id, quantity, the product's stock channel
+-- ARGV[13] the largest total an order may have (cents)   ARGV[14] number of lines n
+-- ARGV[15..] per line: product id, quantity, the product's stock channel
 -- Returns {'REPLAY', oid} | {'IDEM_MISMATCH'} | {'NO_ALLOWANCE'} | {'MISSING', pid} | {'CART_CHANGED'}
--- | {'OUT_OF_STOCK', pid, available} | {'LIMIT', pid, remaining} | {'CURRENCY', pid}
+-- | {'OUT_OF_STOCK', pid, available} | {'LIMIT', pid, remaining} | {'CURRENCY', pid} | {'TOO_LARGE', total}
 -- | {'OK', total, currency, enqueue (1 when no persistence job is pending), lines JSON}.
 --#include cart
 local idem = redis.call('GET', KEYS[1])
@@ -29,10 +30,10 @@ if checkout and redis.call('HGET', cart, '_v') ~= ARGV[10] then
   return {'CART_CHANGED'}
 end
 
-local n = tonumber(ARGV[13])
+local n = tonumber(ARGV[14])
 local lines, total, currency = {}, 0, nil
 for i = 1, n do
-  local pid, qty = ARGV[11 + 3 * i], tonumber(ARGV[12 + 3 * i])
+  local pid, qty = ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
   local stock_key, info_key = KEYS[5 + 3 * i], KEYS[7 + 3 * i]
   local stock = redis.call('GET', stock_key)
   local info = redis.call('HMGET', info_key, 'price', 'currency', 'limit')
@@ -57,6 +58,9 @@ for i = 1, n do
   total = total + price * qty
   lines[i] = {tonumber(pid), qty, price}
 end
+if total > tonumber(ARGV[13]) then
+  return {'TOO_LARGE', total}
+end
 
 local t = redis.call('TIME')
 local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -65,7 +69,7 @@ for i = 1, n do
   local left = redis.call('DECRBY', KEYS[5 + 3 * i], qty)
   redis.call('INCRBY', KEYS[6 + 3 * i], qty)
   redis.call('HINCRBY', KEYS[2], pid, qty)
-  redis.call('PUBLISH', ARGV[13 + 3 * i],
+  redis.call('PUBLISH', ARGV[14 + 3 * i],
     cjson.encode({productId = tostring(pid), available = left, at = at}))
 end
 redis.call('HSET', KEYS[5],
