@@ -1,17 +1,20 @@
 """The embedded Redis-protocol server is Valkey 9, with the features rushcart builds on.
 
 The version and sharded pub/sub checks need the embedded server; the Lua checks run on any server
-the suite is given, since rushcart's scripts need `#!lua` support wherever they run.
+the suite is given, since rushcart's scripts need `#!lua` support wherever they run. The launcher's
+extra options are checked on a server started for that test alone.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as sync_redis
 from redis.exceptions import ResponseError
 
+from server.embedded import EmbeddedRedis
 from tests.conftest import unique
 from tests.stack import Stack, wait_until
 
@@ -75,3 +78,17 @@ def test_sharded_publish_reaches_a_sharded_subscriber(stack: Stack) -> None:
     finally:
         pubsub.close()
         client.close()
+
+
+def test_extra_args_are_passed_to_the_server_after_the_defaults(tmp_path: Path) -> None:
+    """Options given as extra_args reach valkey-server and override the launcher's defaults."""
+    server = EmbeddedRedis(tmp_path / "valkey", extra_args=("--maxmemory-policy", "allkeys-lru",
+                                                            "--appendfilename", "extra.aof"))
+    client = sync_redis.Redis.from_url(server.start(), decode_responses=True)
+    try:
+        config = {**client.config_get("maxmemory-policy"), **client.config_get("appendonly"),
+                  **client.config_get("appendfilename")}
+    finally:
+        client.close()
+        server.stop()
+    assert {"maxmemory-policy": "allkeys-lru", "appendonly": "yes", "appendfilename": "extra.aof"} == config
