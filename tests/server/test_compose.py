@@ -11,7 +11,7 @@ from server.cli import build_parser
 from server.settings import known_variables
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
-# Variables the images of PostgreSQL and Redis read, not rushcart.
+# Variables the images of PostgreSQL and Valkey read, not rushcart.
 THIRD_PARTY = {"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}, "redis": set()}
 
 
@@ -45,10 +45,10 @@ def test_every_variable_is_a_known_setting() -> None:
 
 
 def test_stack_shape() -> None:
-    """PostgreSQL 16, Redis 7 with AOF and no eviction, two API replicas and two workers after migrations."""
+    """PostgreSQL 16, Valkey 9 with AOF and no eviction, two API replicas and two workers after migrations."""
     s = services()
     assert s["postgres"]["image"].startswith("postgres:16")
-    assert s["redis"]["image"].startswith("redis:7")
+    assert s["redis"]["image"].startswith("valkey/valkey:9")
     assert {"--appendonly", "yes", "noeviction"} <= set(s["redis"]["command"])
     assert (2, 2) == (s["api"]["deploy"]["replicas"], s["worker"]["deploy"]["replicas"])
     for name in ("api", "worker"):
