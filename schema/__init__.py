@@ -25,7 +25,7 @@ from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
 
-__all__ = ["Limits", "build_schema", "guard_rules", "masked", "sdl"]
+__all__ = ["Limits", "SubscriptionsOverWebSocket", "build_schema", "guard_rules", "masked", "masks_as_masked", "sdl"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ _MASK = MaskErrors(should_mask_error=_should_mask)
 def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
     """What MaskErrors makes of `errors`, for results produced outside Strawberry's execute."""
     return [_MASK.anonymise_error(e) if _should_mask(e) else e for e in errors]
+
+
+def masks_as_masked(extension: MaskErrors) -> bool:
+    """Whether `extension` masks exactly the errors `masked` masks, with the same message."""
+    return extension.should_mask_error is _should_mask and extension.error_message == _MASK.error_message
 
 
 def guard_rules(limits: Limits) -> list[type[ASTValidationRule]]:

@@ -22,7 +22,7 @@ from resolvers.context import AppState
 from schema import build_schema
 from schema.persisted import PersistedOperations
 from server.graphql_view import RushcartGraphQL
-from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
+from server.metrics import metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
 from server.state import close_state, freeze_startup_heap, open_state, warm_state
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not settings.database_url or not settings.redis_url:
         raise SystemExit("DATABASE_URL and REDIS_URL must be set (or use `rushcart dev`)")
     limits = settings.graphql_limits()
-    schema = build_schema(limits, extra_extensions=[MetricsExtension])
+    schema = build_schema(limits)
     graphql = RushcartGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,

@@ -10,7 +10,6 @@ logging and metrics.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +23,6 @@ from strawberry.types import ExecutionResult
 from resolvers.context import AppState, RequestContext
 from schema import masked
 from schema.persisted import PersistedOperation, PersistedOperations
-from server.metrics import record_buys
 
 # GraphiQL sends its headers editor's content over HTTP only; this makes its WebSocket send the
 # same headers as connection_init payload, so a signed-in subscription works from the explorer.
@@ -176,9 +174,7 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
         assert operation.compiled is not None
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
-        started = time.perf_counter()
         result = await operation.compiled.execute(context, variables)
-        record_buys(result.data, time.perf_counter() - started)
         errors = result.errors or None
         if errors:
             # Logged as Strawberry logs them, before masking, so the log keeps what the client doesn't see.
