@@ -32,7 +32,10 @@ from strawberry.extensions import (
 
 from schema import SubscriptionsOverWebSocket, masks_as_masked
 
-__all__ = ["REPRODUCED", "SKIPPABLE_HOOKS", "Reproduced", "execution_hooks", "overridden_hooks", "plan_blockers"]
+__all__ = [
+    "REPRODUCED", "SKIPPABLE_HOOKS", "Reproduced", "execution_hooks", "extension_hooks", "overridden_hooks",
+    "plan_blockers",
+]
 
 SKIPPABLE_HOOKS = frozenset({"on_parse", "on_validate", "on_stream_result"})
 
