@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -30,10 +31,17 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from schema import SubscriptionsOverWebSocket, masks_as_masked
+from schema import SubscriptionsOverWebSocket
 
 __all__ = [
-    "REPRODUCED", "SKIPPABLE_HOOKS", "Reproduced", "execution_hooks", "extension_hooks", "overridden_hooks",
+    "REPRODUCED",
+    "SKIPPABLE_HOOKS",
+    "ErrorMasking",
+    "Reproduced",
+    "error_masking",
+    "execution_hooks",
+    "extension_hooks",
+    "overridden_hooks",
     "plan_blockers",
 ]
 
@@ -61,11 +69,6 @@ class Reproduced:
 
     hooks: frozenset[str]  # what the class overrides in the pinned Strawberry; anything more is unknown
     how: str
-    applies: Callable[[SchemaExtension], bool] = lambda _: True  # this instance is configured as described
-
-
-def _masks_as_planned(extension: SchemaExtension) -> bool:
-    return isinstance(extension, MaskErrors) and masks_as_masked(extension)
 
 
 REPRODUCED: dict[type[SchemaExtension], Reproduced] = {
@@ -80,8 +83,8 @@ REPRODUCED: dict[type[SchemaExtension], Reproduced] = {
     SubscriptionsOverWebSocket: Reproduced(frozenset({"on_execute"}),
                                            "refuses subscriptions over HTTP: subscriptions are never planned"),
     MaskErrors: Reproduced(frozenset({"on_operation", "on_stream_result"}),
-                           "masks unexpected errors: the planned path passes its errors through schema.masked, "
-                           "the same rule and message", _masks_as_planned),
+                           "masks unexpected errors: the planned path passes its errors through error_masking, "
+                           "each instance's own rule and message"),
 }
 
 
@@ -93,8 +96,24 @@ def plan_blockers(schema: strawberry.Schema) -> list[str]:
         cls = type(extension)
         hooks = overridden_hooks(cls) & execution
         known = REPRODUCED.get(cls)
-        if known is not None and hooks <= known.hooks and known.applies(extension):
+        if known is not None and hooks <= known.hooks:
             continue
         if hooks:
             blockers.append(f"{cls.__module__}.{cls.__qualname__} overrides {', '.join(sorted(hooks))}")
     return blockers
+
+
+ErrorMasking = Callable[[list[GraphQLError]], list[GraphQLError]]
+
+
+def error_masking(schema: strawberry.Schema) -> ErrorMasking:
+    """What the schema's MaskErrors extensions make of an operation's errors, for a planned result."""
+    # Strawberry leaves on_operation hooks through an exit stack: the last installed masks first.
+    maskers = [e for e in reversed(schema.get_extensions()) if type(e) is MaskErrors]
+
+    def mask(errors: list[GraphQLError]) -> list[GraphQLError]:
+        for masker in maskers:
+            errors = [masker.anonymise_error(e) if masker.should_mask_error(e) else e for e in errors]
+        return errors
+
+    return mask

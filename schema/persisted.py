@@ -34,7 +34,7 @@ from graphql import (
 from schema import Limits, guard_rules
 from schema.compiled import CompiledOperation, compile_operation
 from schema.direct_call import direct_call
-from schema.extension_policy import plan_blockers
+from schema.extension_policy import ErrorMasking, error_masking, plan_blockers
 from schema.strawberry_internals import graphql_schema
 
 log = logging.getLogger("rushcart.persisted")
@@ -113,8 +113,10 @@ def manifest_json() -> str:
 
 
 class PersistedOperations:
-    def __init__(self, operations: dict[str, PersistedOperation]) -> None:
+    def __init__(self, operations: dict[str, PersistedOperation], mask_errors: ErrorMasking) -> None:
         self._by_id = operations
+        # A planned result's errors are masked as the schema's MaskErrors would mask them.
+        self.mask_errors = mask_errors
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -150,4 +152,4 @@ class PersistedOperations:
             )
             op = PersistedOperation(document_id(op_text), name, op_text, document, compiled)
             operations[op.id] = op
-        return cls(operations)
+        return cls(operations, error_masking(schema))

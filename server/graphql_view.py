@@ -21,7 +21,6 @@ from strawberry.http import process_result
 from strawberry.types import ExecutionResult
 
 from resolvers.context import AppState, RequestContext
-from schema import masked
 from schema.persisted import PersistedOperation, PersistedOperations
 
 # GraphiQL sends its headers editor's content over HTTP only; this makes its WebSocket send the
@@ -171,7 +170,7 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
 
     async def _run_planned(self, request: Request, operation: PersistedOperation,
                            variables: dict[str, Any] | None) -> Response:
-        assert operation.compiled is not None
+        assert operation.compiled is not None and self.persisted is not None
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
         result = await operation.compiled.execute(context, variables)
@@ -179,5 +178,5 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
         if errors:
             # Logged as Strawberry logs them, before masking, so the log keeps what the client doesn't see.
             self.schema.process_errors(errors)
-            errors = masked(errors)
+            errors = self.persisted.mask_errors(errors)
         return self.create_response(process_result(ExecutionResult(data=result.data, errors=errors)), sub_response)
