@@ -10,6 +10,7 @@ from db.errors import EmptyCart, InvalidInput
 from db.order_records import OrderRecord, fingerprint
 from db.scripts import CartChanged, CheckoutCart
 from resolvers import cursors, validate
+from resolvers.buy_metrics import counted_buy
 from resolvers.context import RequestContext
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -51,6 +52,7 @@ async def _enqueue_persistence_if_needed(ctx: RequestContext, enqueue: bool) -> 
         await ctx.state.enqueuer.persist_orders(ctx.state.redis)
 
 
+@counted_buy
 async def place_order(ctx: RequestContext, lines: list[tuple[str, int]], idempotency_key: str) -> OrderRecord:
     viewer = await ctx.require_customer()
     key = _idempotency_key(idempotency_key)
@@ -59,6 +61,7 @@ async def place_order(ctx: RequestContext, lines: list[tuple[str, int]], idempot
     return reservation.order
 
 
+@counted_buy
 async def checkout(ctx: RequestContext, idempotency_key: str) -> OrderRecord:
     viewer = await ctx.require_customer()
     key = _idempotency_key(idempotency_key)

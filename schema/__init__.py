@@ -25,7 +25,7 @@ from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
 
-__all__ = ["Limits", "build_schema", "guard_rules", "masked", "sdl"]
+__all__ = ["Limits", "SubscriptionsOverWebSocket", "build_schema", "guard_rules", "sdl"]
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,6 @@ def _should_mask(error: GraphQLError) -> bool:
     # Domain errors carry messages written for clients; anything else may leak internals.
     original = error.original_error
     return original is not None and not isinstance(original, (GraphQLError, RushcartError))
-
-
-_MASK = MaskErrors(should_mask_error=_should_mask)
-
-
-def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """What MaskErrors makes of `errors`, for results produced outside Strawberry's execute."""
-    return [_MASK.anonymise_error(e) if _should_mask(e) else e for e in errors]
 
 
 def guard_rules(limits: Limits) -> list[type[ASTValidationRule]]:

@@ -47,8 +47,9 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, gather_with_cancel, inspect, is_awaitable, is_iterable
+from strawberry.resolvers import is_default_resolver
 
-_DEFAULT_RESOLVER_FLAG = "_is_default"
+from schema.strawberry_internals import field_definition
 
 
 class NotCompilable(Exception):
@@ -151,12 +152,12 @@ class _Collector:
 
 def _plain_getter(field: GraphQLField) -> Callable[[Any], Any]:
     """The attribute a Strawberry field without resolver reads; anything else is not plain data."""
-    definition = (field.extensions or {}).get("strawberry-definition")
+    definition = field_definition(field)
     resolve = field.resolve
     if (
         definition is None
         or resolve is None
-        or not getattr(resolve, _DEFAULT_RESOLVER_FLAG, False)
+        or not is_default_resolver(resolve)
         or not definition.is_basic_field
         or definition.default_resolver is not getattr
         or field.args

@@ -18,7 +18,9 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLField, GraphQLResolveInfo
-from strawberry.types.base import StrawberryList, StrawberryMaybe, StrawberryOptional, has_object_definition
+from strawberry.types.base import StrawberryList, StrawberryOptional, has_object_definition
+
+from schema.strawberry_internals import field_definition, resolver_info
 
 Converter = Callable[[Any], Any]
 RootCall = Callable[[Any, GraphQLResolveInfo, dict[str, Any]], Any]
@@ -35,12 +37,11 @@ def _same(value: Any) -> Any:
 
 
 def _converter(type_: Any, schema: strawberry.Schema) -> Converter:
-    if isinstance(type_, StrawberryMaybe):
-        raise _Unplannable("Maybe arguments")
-    if isinstance(type_, StrawberryOptional):
+    # Exact classes: a subclass means something else (Maybe tells a missing value from null).
+    if type(type_) is StrawberryOptional:
         inner = _converter(type_.of_type, schema)
         return lambda value: None if value is None else inner(value)
-    if isinstance(type_, StrawberryList):
+    if type(type_) is StrawberryList:
         item = _converter(type_.of_type, schema)
         return lambda value: None if value is None else [item(x) for x in value]
     if type_ in _PLAIN_SCALARS:
@@ -77,7 +78,7 @@ def _input_converter(cls: Any, schema: strawberry.Schema) -> Converter:
 
 def direct_call(schema: strawberry.Schema, field: GraphQLField) -> RootCall | None:
     """A caller for `field`'s resolver with arguments as graphql-core coerced them, or None."""
-    definition = (field.extensions or {}).get("strawberry-definition")
+    definition = field_definition(field)
     resolver = getattr(definition, "base_resolver", None)
     if (
         definition is None
@@ -104,7 +105,7 @@ def direct_call(schema: strawberry.Schema, field: GraphQLField) -> RootCall | No
         for name in source_names:
             kwargs[name] = source
         if info_name is not None:
-            kwargs[info_name] = info_class(_raw_info=info, _field=definition)
+            kwargs[info_name] = resolver_info(info_class, info, definition)
         return resolver(source, **kwargs) if takes_self else resolver(**kwargs)
 
     return call

@@ -3,13 +3,15 @@
 `schema/operations.graphql` holds them. Each operation's id is "sha256:" + the SHA-256 of its
 printed text (the operation, then the fragments it uses, sorted by name); `make schema` writes the
 ids to `schema/operations.json` for clients. A request that names a `documentId` skips parsing
-and validation, and runs from a plan (schema.compiled) when the operation allows one.
+and validation, and runs from a plan (schema.compiled) when the operation allows one and no
+schema extension would be skipped by it (schema.extension_policy).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     OperationDefinitionNode,
     Visitor,
     parse,
@@ -27,11 +30,14 @@ from graphql import (
     validate,
     visit,
 )
-from strawberry.extensions import SchemaExtension
 
 from schema import Limits, guard_rules
 from schema.compiled import CompiledOperation, compile_operation
 from schema.direct_call import direct_call
+from schema.extension_policy import ErrorMasking, error_masking, plan_blockers
+from schema.strawberry_internals import graphql_schema
+
+log = logging.getLogger("rushcart.persisted")
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")
 MANIFEST_FILE = Path(__file__).with_name("operations.json")
@@ -106,14 +112,11 @@ def manifest_json() -> str:
     return json.dumps(manifest(), indent=2, sort_keys=True) + "\n"
 
 
-def _plans_allowed(schema: strawberry.Schema) -> bool:
-    # A plan calls root resolvers directly: an extension that wraps every resolver would be skipped.
-    return all(type(extension).resolve is SchemaExtension.resolve for extension in schema.get_extensions())
-
-
 class PersistedOperations:
-    def __init__(self, operations: dict[str, PersistedOperation]) -> None:
+    def __init__(self, operations: dict[str, PersistedOperation], mask_errors: ErrorMasking) -> None:
         self._by_id = operations
+        # A planned result's errors are masked as the schema's MaskErrors would mask them.
+        self.mask_errors = mask_errors
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -127,21 +130,26 @@ class PersistedOperations:
         """Every operation (or those `names`) validated with the rules a request would meet; an
         invalid one stops start-up."""
         text = OPERATIONS_FILE.read_text() if source is None else source
-        graphql_schema = schema._schema
+        target = graphql_schema(schema)
         rules = [*specified_rules, *guard_rules(limits)]
-        plans = _plans_allowed(schema)
+        blockers = plan_blockers(schema)
+        if blockers:
+            log.info("persisted operations run through Strawberry, not from plans: %s", "; ".join(blockers))
         operations = {}
         for name, op_text in split(text):
             if names is not None and name not in names:
                 continue
-            document = parse(op_text)
-            errors = validate(graphql_schema, document, rules)
+            # The limits MaxTokensLimiter and AddValidationRules apply to a request's document.
+            try:
+                document = parse(op_text, max_tokens=limits.max_tokens)
+            except GraphQLError as error:
+                raise PersistedOperationError(f"{name}: {error.message}") from None
+            errors = validate(target, document, rules)
             if errors:
                 raise PersistedOperationError(f"{name}: {'; '.join(e.message for e in errors)}")
-            compiled = compile_operation(
-                graphql_schema, document, schema.execution_context_class,
-                lambda field: direct_call(schema, field),
-            ) if plans else None
+            compiled = None if blockers else compile_operation(
+                target, document, schema.execution_context_class, lambda field: direct_call(schema, field),
+            )
             op = PersistedOperation(document_id(op_text), name, op_text, document, compiled)
             operations[op.id] = op
-        return cls(operations)
+        return cls(operations, error_masking(schema))

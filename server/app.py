@@ -21,7 +21,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from schema import build_schema
 from schema.persisted import PersistedOperations
 from server.graphql_view import RushcartGraphQL
-from server.metrics import MetricsExtension, metrics, publish_subscriber_count, registry_for
+from server.metrics import metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
 from server.state import AppState, close_state, freeze_startup_heap, open_state, warm_state
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not settings.database_url or not settings.redis_url:
         raise SystemExit("DATABASE_URL and REDIS_URL must be set (or use `rushcart dev`)")
     limits = settings.graphql_limits()
-    schema = build_schema(limits, extra_extensions=[MetricsExtension])
+    schema = build_schema(limits)
     graphql = RushcartGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,

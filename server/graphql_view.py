@@ -10,7 +10,6 @@ logging and metrics.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -22,9 +21,7 @@ from strawberry.http import process_result
 from strawberry.types import ExecutionResult
 
 from resolvers.context import RequestContext
-from schema import masked
 from schema.persisted import PersistedOperation, PersistedOperations
-from server.metrics import record_buys
 from server.state import AppState
 
 # GraphiQL sends its headers editor's content over HTTP only; this makes its WebSocket send the
@@ -175,15 +172,13 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
 
     async def _run_planned(self, request: Request, operation: PersistedOperation,
                            variables: dict[str, Any] | None) -> Response:
-        assert operation.compiled is not None
+        assert operation.compiled is not None and self.persisted is not None
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
-        started = time.perf_counter()
         result = await operation.compiled.execute(context, variables)
-        record_buys(result.data, time.perf_counter() - started)
         errors = result.errors or None
         if errors:
             # Logged as Strawberry logs them, before masking, so the log keeps what the client doesn't see.
             self.schema.process_errors(errors)
-            errors = masked(errors)
+            errors = self.persisted.mask_errors(errors)
         return self.create_response(process_result(ExecutionResult(data=result.data, errors=errors)), sub_response)

@@ -3,7 +3,8 @@
 With PROMETHEUS_MULTIPROC_DIR set (`rushcart serve` sets it to a folder of its own when
 unset), every process writes its samples there and any process can answer for all of them.
 Gauges that describe shared state (queue depth, persistence lag) are read from Redis when
-scraped, so they are the same whichever process answers.
+scraped, so they are the same whichever process answers. Buy attempts are counted where they
+happen, in the resolvers (resolvers.buy_metrics); this module only registers them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
     multiprocess,
 )
@@ -27,42 +27,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.extensions import SchemaExtension
 
 from db import keys
 from jobs import queues
+from resolvers.buy_metrics import ORDERS, RESERVATION_SECONDS
 
-ORDERS = Counter("rushcart_orders_total", "Buy attempts by outcome (accepted or the error code)", ["outcome"])
-RESERVATION_SECONDS = Histogram(
-    "rushcart_reservation_seconds", "Time to answer placeOrder / checkout",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
 WEBHOOKS = Counter("rushcart_webhook_events_total", "Payment webhook answers by outcome", ["outcome"])
 SUBSCRIPTIONS = Gauge("rushcart_active_subscriptions", "Open GraphQL subscriptions", multiprocess_mode="livesum")
-
-BUY_FIELDS = ("placeOrder", "checkout")
-
-
-def record_buys(data: object, seconds: float) -> None:
-    """Count the buy attempts in an operation's `data` by outcome, and how long they took."""
-    if not isinstance(data, dict):
-        return
-    for field in BUY_FIELDS:
-        payload = data.get(field)
-        if isinstance(payload, dict):
-            RESERVATION_SECONDS.observe(seconds)
-            errors = payload.get("errors") or []
-            outcome = "accepted" if payload.get("order") else (errors[0].get("code") if errors else "error")
-            ORDERS.labels(outcome).inc()
-
-
-class MetricsExtension(SchemaExtension):
-    """Counts buy attempts by outcome and times them, from the operation's own result."""
-
-    def on_execute(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        record_buys(getattr(self.execution_context.result, "data", None), time.perf_counter() - started)
 
 
 class QueueCollector(Collector):

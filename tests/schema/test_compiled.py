@@ -28,6 +28,7 @@ from strawberry.types import Info
 
 from schema.compiled import compile_operation
 from schema.direct_call import direct_call
+from schema.strawberry_internals import graphql_schema
 
 # --- the schema --------------------------------------------------------------------------------
 
@@ -312,6 +313,11 @@ class Query:
     async def checked(self) -> Checked:
         return Checked(value=1)
 
+    @strawberry.field
+    async def maybe_label(self, label: strawberry.Maybe[str | None] = None) -> str:
+        # Maybe tells an argument left out (None) from one given as null (Some(None)).
+        return "left out" if label is None else f"given {label.value!r}"
+
 
 @strawberry.type
 class Mutation:
@@ -371,7 +377,7 @@ class Case:
 
 
 async def _reference(document: str, variables: dict[str, Any] | None, context: Context) -> ExecutionResult:
-    result = execute(SCHEMA._schema, parse(document), context_value=context, variable_values=variables,
+    result = execute(graphql_schema(SCHEMA), parse(document), context_value=context, variable_values=variables,
                      executor_class=SCHEMA.execution_context_class)
     if is_awaitable(result):
         result = await result
@@ -390,7 +396,7 @@ def direct(request: pytest.FixtureRequest) -> bool:
 
 async def _compiled(document: str, variables: dict[str, Any] | None, context: Context,
                     direct: bool = False) -> ExecutionResult:
-    compiled = compile_operation(SCHEMA._schema, parse(document), SCHEMA.execution_context_class,
+    compiled = compile_operation(graphql_schema(SCHEMA), parse(document), SCHEMA.execution_context_class,
                                  _direct if direct else None)
     assert compiled is not None, "expected the operation to compile"
     return await compiled.execute(context, variables)
@@ -407,7 +413,7 @@ def _answer(result: ExecutionResult, context: Context) -> dict[str, Any]:
 
 
 def _valid(document: str) -> None:
-    assert validate(SCHEMA._schema, parse(document)) == [], document
+    assert validate(graphql_schema(SCHEMA), parse(document)) == [], document
 
 
 # --- cases -------------------------------------------------------------------------------------
@@ -448,6 +454,9 @@ CASES = [
          variables={"id": "2"}, errors=1),
     Case("input-object-and-enum-variable", "query($input: GreetInput!) { greet(input: $input) }",
          variables={"input": {"name": "Ann", "color": "GREEN"}}),
+    Case("maybe-argument-left-out-null-or-given",
+         'query($l: String) { out: maybeLabel nulled: maybeLabel(label: null) given: maybeLabel(label: "x") '
+         'fromVar: maybeLabel(label: $l) }', variables={"l": None}),
     Case("enum-argument-literal", '{ greet(input: {name: "Bo", color: RED, greeting: "Hi"}) }'),
     Case("argument-null-from-variable", 'query($id: ID = "1") { item(id: $id) { name } version }',
          variables={"id": None}, errors=1),
@@ -544,7 +553,7 @@ async def test_mutation_fields_run_serially(direct: bool) -> None:
 
 async def test_compiles_once_and_runs_again() -> None:
     """A plan is made once and can serve many requests."""
-    compiled = compile_operation(SCHEMA._schema, parse("query($id: ID!) { item(id: $id) { name } }"),
+    compiled = compile_operation(graphql_schema(SCHEMA), parse("query($id: ID!) { item(id: $id) { name } }"),
                                  SCHEMA.execution_context_class)
     assert compiled is not None
     answers = [(await compiled.execute(Context(), {"id": i})).data for i in ("1", "2", "missing")]
@@ -616,16 +625,18 @@ NOT_COMPILED = [
 @pytest.mark.parametrize("document", NOT_COMPILED)
 def test_not_compiled(document: str) -> None:
     _valid(document)
-    assert compile_operation(SCHEMA._schema, parse(document), SCHEMA.execution_context_class) is None
+    assert compile_operation(graphql_schema(SCHEMA), parse(document), SCHEMA.execution_context_class) is None
 
 
 @pytest.mark.parametrize(("field", "planned"), [
     ("note", True), ("item", True), ("append", True), ("version", True),
     ("greet", False),  # an enum inside the input: Strawberry converts it
+    ("maybe_label", False),  # Maybe: Strawberry tells a missing argument from null
     ("create", False),
 ])
 def test_direct_call_plans_plain_arguments_only(field: str, planned: bool) -> None:
-    root = SCHEMA._schema.mutation_type if field in ("note", "append", "create") else SCHEMA._schema.query_type
+    target = graphql_schema(SCHEMA)
+    root = target.mutation_type if field in ("note", "append", "create") else target.query_type
     assert root is not None
     assert (direct_call(SCHEMA, root.fields[SCHEMA.config.name_converter.apply_naming_config(field)]) is not None) \
         == planned

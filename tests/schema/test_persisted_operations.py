@@ -57,3 +57,9 @@ def test_operations_too_deep_for_the_guards_are_refused() -> None:
 def test_unnamed_operations_are_refused() -> None:
     with pytest.raises(PersistedOperationError, match="name"):
         split("{ me { id } }")
+
+
+def test_operations_over_the_token_limit_are_refused() -> None:
+    """MAX_TOKENS applies to persisted operations as to any document: one too long stops start-up."""
+    with pytest.raises(PersistedOperationError, match="more than 50 tokens"):
+        PersistedOperations.load(schema.build_schema(Limits(max_tokens=50)), Limits(max_tokens=50))

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+from strawberry.extensions import SchemaExtension
 
-from schema.persisted import OPERATIONS_FILE, manifest, split
+from resolvers.context import AppState
+from schema import Limits, build_schema
+from schema.persisted import OPERATIONS_FILE, PersistedOperations, manifest, split
+from server.graphql_view import RushcartGraphQL
 from tests.api import Api
 from tests.conftest import unique
 
@@ -152,3 +159,41 @@ async def test_a_persisted_request_must_be_json(api: Api, make_product) -> None:
     # Nothing was bought.
     (_, answer), _ = await both(buyer, "ProductAvailability", {"id": product["id"]})
     assert answer["data"]["product"]["available"] == 1
+
+
+class RecordsExecution(SchemaExtension):
+    """What a tracing or auditing extension does: hook every operation's execution."""
+
+    operations: ClassVar[list[str | None]] = []
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        RecordsExecution.operations.append(self.execution_context.operation_name)
+
+
+def _graphql_app(state: AppState, *extra: Callable[[], SchemaExtension]) -> tuple[Starlette, PersistedOperations]:
+    """The GraphQL endpoint as server.app builds it, in this process, on the stack's stores."""
+    schema = build_schema(Limits(), extra_extensions=extra)
+    view = RushcartGraphQL(schema)
+    view.persisted = PersistedOperations.load(schema, Limits())
+    app = Starlette(routes=[Route("/graphql", view, methods=["POST"])])
+    app.state.rushcart = state
+    return app, view.persisted
+
+
+async def test_an_extension_hooking_execution_runs_for_a_persisted_purchase(api: Api, make_product,
+                                                                            state: AppState) -> None:
+    """With an on_execute extension PlaceOrder is not planned: it runs through Strawberry, extension included."""
+    buyer = await api.register(f"{unique('persisted')}@example.com")
+    product = await make_product(stock=2)
+    app, persisted = _graphql_app(state, RecordsExecution)
+    operation = persisted.get(IDS["PlaceOrder"])
+    assert operation is not None and operation.compiled is None
+    RecordsExecution.operations.clear()
+    body = {"documentId": IDS["PlaceOrder"], "variables": {
+        "lines": [{"productId": product["id"], "quantity": 1}], "idempotencyKey": unique("k")}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rushcart") as client:
+        response = await client.post("/graphql", json=body, headers=buyer.headers())
+    assert 200 == response.status_code
+    assert response.json()["data"]["placeOrder"]["order"]["status"] == "PENDING"
+    assert ["PlaceOrder"] == RecordsExecution.operations
