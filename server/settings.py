@@ -31,6 +31,17 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins (`https://shop.example`, or `*` for any); empty means none."""
+    origins = tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in {"http", "https"} or not rest or "/" in rest):
+            raise SettingsError(f"{name} must list origins such as https://shop.example (scheme and host, "
+                                f"no path) or *, got {origin!r}")
+    return origins
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -71,6 +82,7 @@ class Settings:
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
     public_base_url: str = "http://127.0.0.1:8000"
+    cors_origins: tuple[str, ...] = ()
     secret_generated: bool = field(default=False, compare=False)
 
     @property
@@ -142,6 +154,7 @@ class Settings:
             login_attempts_per_window=_int(env, "LOGIN_ATTEMPTS_PER_WINDOW", 10, 1),
             login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1),
             public_base_url=env.get("PUBLIC_BASE_URL", cls.public_base_url),
+            cors_origins=_origins(env, "CORS_ORIGINS"),
         )
 
 
