@@ -66,7 +66,7 @@ def verify(secret: str, header: str | None, body: bytes, now: float | None = Non
         raise WebhookError(401, "signature timestamp is outside the 300 s tolerance")
     expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     # compare_digest takes the same time wherever the strings differ; any v1 may match (key rotation).
-    if not any(hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", [])):
+    if not any(candidate.isascii() and hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", [])):
         raise WebhookError(401, "signature does not match")
 
 

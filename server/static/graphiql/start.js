@@ -6,6 +6,7 @@
   const subscriptionUrl = new URL(graphqlUrl);
   subscriptionUrl.protocol = graphqlUrl.protocol === "https:" ? "wss:" : "ws:";
 
+  // Not `query`: a GET of /graphql with a `query` parameter runs it instead of opening GraphiQL.
   const parameters = new URLSearchParams(window.location.search);
 
   function remember(name, value) {
@@ -39,9 +40,9 @@
       fetcher: fetcher,
       plugins: [explorer],
       defaultEditorToolsVisibility: true,
-      query: parameters.get("query") || undefined,
+      query: parameters.get("q") || undefined,
       variables: parameters.get("variables") || undefined,
-      onEditQuery: (query) => remember("query", query),
+      onEditQuery: (query) => remember("q", query),
       onEditVariables: (variables) => remember("variables", variables),
       inputValueDeprecation: true,
       isHeadersEditorEnabled: true,
