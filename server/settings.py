@@ -81,7 +81,8 @@ class Settings:
     db_pool_size: int = 10
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Empty: commands find a running `rushcart dev` and call it where it listens (server.services).
+    public_base_url: str = ""
     cors_origins: tuple[str, ...] = ()
     secret_generated: bool = field(default=False, compare=False)
 
@@ -153,7 +154,7 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1),
             login_attempts_per_window=_int(env, "LOGIN_ATTEMPTS_PER_WINDOW", 10, 1),
             login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1),
-            public_base_url=env.get("PUBLIC_BASE_URL", cls.public_base_url),
+            public_base_url=env.get("PUBLIC_BASE_URL", ""),
             cors_origins=_origins(env, "CORS_ORIGINS"),
         )
 
