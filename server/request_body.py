@@ -70,6 +70,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with any option builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def _storable(text: str) -> bool:
     if "\x00" in text:
         return False
@@ -115,7 +119,7 @@ def parse_json_object(body: bytes, *, storable_text: bool = False) -> dict[str, 
     except UnicodeDecodeError:
         raise RequestBodyError("the request body is not UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise RequestBodyError(f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
