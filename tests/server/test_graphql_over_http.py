@@ -49,8 +49,9 @@ def audit_tool() -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             subprocess.run(
+                # One retry: offline, npm would otherwise back off for minutes before giving up.
                 [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error",
-                 GRAPHQL_HTTP, GRAPHQL_JS],
+                 "--fetch-retries=1", GRAPHQL_HTTP, GRAPHQL_JS],
                 check=True, capture_output=True, text=True, timeout=300,
             )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
