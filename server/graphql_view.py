@@ -155,7 +155,9 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         answer = await super().process_result(request, result)
-        exchange: _Exchange = request.scope[_EXCHANGE]
+        exchange: _Exchange | None = request.scope.get(_EXCHANGE)
+        if exchange is None:
+            return answer
         if exchange.media_type == GRAPHQL_RESPONSE_JSON and is_request_error(result.data, result.errors):
             # Nothing ran: the spec's answer for this media type is a 4xx without a `data` entry.
             answer.pop("data", None)
