@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -20,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from schema import build_schema
 from schema.persisted import PersistedOperations
+from server.graphiql import assets_mount
 from server.graphql_view import RushcartGraphQL
 from server.metrics import metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
@@ -65,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keep_alive=True,
         keep_alive_interval=15,
         connection_init_wait_timeout=timedelta(seconds=10),
+        # A storefront on another origin needs its subscriptions as much as its queries.
+        allowed_origins=settings.cors_origins,
     )
     graphql.persisted = PersistedOperations.load(schema, limits)
 
@@ -87,12 +92,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Every method reaches the view, so even a 405 is answered in JSON (with its Allow header).
+        Route("/graphql", graphql),
         Route("/webhooks/payments", payment_webhook, methods=["POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
+    if settings.graphiql:
+        routes.append(assets_mount())
     if settings.dev:
         routes.append(Route("/dev/pay", dev_pay, methods=["POST"]))
     if Path(FRONTEND, "index.html").exists():
         routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True), name="demo"))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=_cors(settings))
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS for the origins in CORS_ORIGINS; none by default (same-origin pages need none)."""
+    if not settings.cors_origins:
+        return []
+    any_origin = "*" in settings.cors_origins
+    return [Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Session-Id"],
+        # The guest session cookie goes only to origins named one by one, never to any origin.
+        allow_credentials=not any_origin,
+        max_age=600,
+    )]

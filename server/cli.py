@@ -173,17 +173,17 @@ async def _pay(settings: Settings, order_id: str, succeeded: bool, amount: int |
 
 
 def cmd_pay(args: argparse.Namespace) -> None:
-    from server.services import services
+    from server.services import api_url, services
 
     with services(_settings(), start=False) as settings:
         if settings.secret_generated:
             raise SystemExit("PAYMENT_WEBHOOK_SECRET is not set and no `rushcart dev` is running")
-        url = args.url or settings.public_base_url
+        url = args.url or api_url(settings)
         print(asyncio.run(_pay(settings, args.order_id, not args.fail, args.amount, url)))
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from server.services import forget_services, record_services, services
+    from server.services import client_url, forget_services, record_services, services
 
     base = _settings()
     data_dir = Path(base.rushcart_data_dir)
@@ -196,7 +196,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
         _migrate(settings)
         added = asyncio.run(_seed(settings))
         asyncio.run(_ensure_user(settings, STAFF_EMAIL, staff_password, True))
-        record_services(settings, settings.payment_webhook_secret)
+        url = settings.public_base_url or client_url(args.host, args.port)
+        record_services(settings, settings.payment_webhook_secret, url)
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
@@ -208,7 +209,6 @@ def cmd_dev(args: argparse.Namespace) -> None:
             subprocess.Popen([*rushcart, "serve", "--host", args.host, "--port", str(args.port)], env=env),
             subprocess.Popen([*rushcart, "worker"], env=env),
         ]
-        url = f"http://{args.host}:{args.port}"
         print(
             "\n".join(
                 [
@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("order_id")
     pay.add_argument("--fail", action="store_true", help="send payment.failed instead of payment.succeeded")
     pay.add_argument("--amount", type=int, help="amount in cents (default: the order's total)")
-    pay.add_argument("--url", help="server base URL (default: PUBLIC_BASE_URL)")
+    pay.add_argument("--url", help="server base URL (default: PUBLIC_BASE_URL, else where a running "
+                                   "`rushcart dev` serves, else http://127.0.0.1:8000)")
     pay.set_defaults(func=cmd_pay)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)

@@ -14,8 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from db.order_records import OrderRecord
+from server.request_body import RequestBodyError, parse_json_object, read_body
 from server.state import AppState
 from server.webhooks import receive, sign
+
+# `{"orderId": ..., "outcome": ...}` is a few dozen bytes.
+MAX_BODY = 4096
 
 
 def event_body(order: OrderRecord, succeeded: bool, amount_cents: int | None = None) -> bytes:
@@ -36,9 +40,9 @@ async def dev_pay(request: Request) -> Response:
     """Development only: pay (or fail) an order as the provider would. Not routed in production."""
     state: AppState = request.app.state.rushcart
     try:
-        body = await request.json()
+        body = parse_json_object(await read_body(request.receive, MAX_BODY))
         order_id, outcome = str(body["orderId"]), str(body.get("outcome", "succeeded"))
-    except (ValueError, KeyError, TypeError):
+    except (RequestBodyError, KeyError):
         return JSONResponse({"error": 'expected JSON {"orderId": ..., "outcome": "succeeded"|"failed"}'},
                             status_code=400)
     if outcome not in ("succeeded", "failed"):

@@ -1,7 +1,8 @@
 """Find the PostgreSQL and Redis to use: the URLs if set, else the embedded servers.
 
-`rushcart dev` records the embedded servers it runs in `<data dir>/services.json`, so other
-commands (`serve`, `worker`, `seed`, `user create`, `pay`) started beside it reuse them.
+`rushcart dev` records the embedded servers it runs, and where its API listens, in
+`<data dir>/services.json`, so other commands (`serve`, `worker`, `seed`, `user create`, `pay`)
+started beside it reuse them (and `pay` calls that API).
 """
 
 from __future__ import annotations
@@ -40,7 +41,25 @@ def running_services(settings: Settings) -> dict[str, str] | None:
     return record if _alive(int(record.get("pid", 0))) else None
 
 
-def record_services(settings: Settings, secret: str) -> None:
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a command on this machine uses to reach a server listening on `host`:`port`."""
+    # A server listening on every interface is reached on loopback.
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def api_url(settings: Settings) -> str:
+    """Where commands call the API: PUBLIC_BASE_URL if set, else the running `rushcart dev`'s, else the default."""
+    if settings.public_base_url:
+        return settings.public_base_url
+    running = running_services(settings)
+    return str(running.get("api_url") or DEFAULT_API_URL) if running else DEFAULT_API_URL
+
+
+def record_services(settings: Settings, secret: str, api: str) -> None:
     path = _record_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -48,7 +67,7 @@ def record_services(settings: Settings, secret: str) -> None:
         "database_url": settings.database_url,
         "redis_url": settings.redis_url,
         "payment_webhook_secret": secret,
-        "public_base_url": settings.public_base_url,
+        "api_url": api,
     }
     path.write_text(json.dumps(payload))
     path.chmod(0o600)

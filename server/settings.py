@@ -31,6 +31,17 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins (`https://shop.example`, or `*` for any); empty means none."""
+    origins = tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in {"http", "https"} or not rest or "/" in rest):
+            raise SettingsError(f"{name} must list origins such as https://shop.example (scheme and host, "
+                                f"no path) or *, got {origin!r}")
+    return origins
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -75,7 +86,9 @@ class Settings:
     session_starts_per_minute: int = 60
     session_secret: str = ""
     trusted_proxies: str = ""
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Empty: commands find a running `rushcart dev` and call it where it listens (server.services).
+    public_base_url: str = ""
+    cors_origins: tuple[str, ...] = ()
     secret_generated: bool = field(default=False, compare=False)
 
     @property
@@ -159,7 +172,8 @@ class Settings:
             session_starts_per_minute=_int(env, "SESSION_STARTS_PER_MINUTE", 60, 1),
             session_secret=env.get("SESSION_SECRET", ""),
             trusted_proxies=env.get("TRUSTED_PROXIES", ""),
-            public_base_url=env.get("PUBLIC_BASE_URL", cls.public_base_url),
+            public_base_url=env.get("PUBLIC_BASE_URL", ""),
+            cors_origins=_origins(env, "CORS_ORIGINS"),
         )
 
 

@@ -2,7 +2,8 @@
 
     413  body over 64 KiB
     401  signature missing or wrong, or its time more than 300 s away from now
-    400  body not JSON, or fields missing or of the wrong type
+    400  body not JSON (server.request_body says what else: not an object, not UTF-8, too deep,
+         text PostgreSQL cannot store), or fields missing, of the wrong type or out of range
     200  an event id already received (nothing happens again)
     202  stored and queued for applying (also for an order not persisted yet)
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from db.payments import EVENT_TYPES, PaymentEvent, store_event
 from jobs import queues
 from server.metrics import WEBHOOKS
+from server.request_body import RequestBodyError, parse_json_object, read_body
 from server.state import AppState
 
 log = logging.getLogger("rushcart.webhooks")
@@ -31,6 +32,9 @@ MAX_BODY = 64 * 1024
 TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "Payment-Signature"
 CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+# What the columns hold: amount_cents is a bigint, created a timestamp (Python's datetime ends in 9999).
+MAX_AMOUNT_CENTS = 2**63 - 1
+MAX_CREATED = 253402300799
 
 
 class WebhookError(Exception):
@@ -62,33 +66,35 @@ def verify(secret: str, header: str | None, body: bytes, now: float | None = Non
         raise WebhookError(401, "signature timestamp is outside the 300 s tolerance")
     expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     # compare_digest takes the same time wherever the strings differ; any v1 may match (key rotation).
-    if not any(hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", [])):
+    if not any(candidate.isascii() and hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", [])):
         raise WebhookError(401, "signature does not match")
+
+
+def _integer(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def parse(body: bytes) -> PaymentEvent:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise WebhookError(400, "body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise WebhookError(400, "body must be a JSON object")
+        # The event is stored whole (JSONB), so text PostgreSQL cannot hold is refused here too.
+        payload = parse_json_object(body, storable_text=True)
+    except RequestBodyError as exc:
+        raise WebhookError(exc.status, exc.message) from None
     data = payload.get("data")
     problems = []
     if not isinstance(payload.get("id"), str) or not 0 < len(payload["id"]) <= 255:
         problems.append("id must be a string of 1-255 characters")
     if payload.get("type") not in EVENT_TYPES:
         problems.append(f"type must be one of {', '.join(EVENT_TYPES)}")
-    if not isinstance(payload.get("created"), int) or isinstance(payload.get("created"), bool):
-        problems.append("created must be an integer (unix seconds)")
+    if not _integer(payload.get("created"), 0, MAX_CREATED):
+        problems.append("created must be an integer (unix seconds, before the year 10000)")
     if not isinstance(data, dict):
         problems.append("data must be an object")
     else:
         if not isinstance(data.get("order_id"), str) or not 0 < len(data["order_id"]) <= 100:
             problems.append("data.order_id must be a string")
-        amount = data.get("amount_cents")
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-            problems.append("data.amount_cents must be a non-negative integer")
+        if not _integer(data.get("amount_cents"), 0, MAX_AMOUNT_CENTS):
+            problems.append(f"data.amount_cents must be an integer from 0 to {MAX_AMOUNT_CENTS}")
         if not isinstance(data.get("currency"), str) or not CURRENCY.match(data["currency"]):
             problems.append("data.currency must be a three-letter code")
     if problems:
@@ -106,15 +112,13 @@ def parse(body: bytes) -> PaymentEvent:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and len(declared) < 20 and int(declared) > MAX_BODY:
         raise WebhookError(413, "body over 64 KiB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise WebhookError(413, "body over 64 KiB")
-    return bytes(body)
+    try:
+        return await read_body(request.receive, MAX_BODY)
+    except RequestBodyError:
+        raise WebhookError(413, "body over 64 KiB") from None
 
 
 async def receive(state: AppState, secret: str, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:

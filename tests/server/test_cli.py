@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy.engine import make_url
+
+from db.engine import asyncpg_dsn
 from tests.api import Api
 from tests.conftest import unique
 from tests.resolvers.test_orders import place
 from tests.server.test_webhooks import wait_status
-from tests.stack import Stack
+from tests.stack import Stack, eventually, free_port
 
 
 async def run(stack: Stack, *args: str) -> tuple[int, str]:
@@ -48,3 +59,66 @@ async def test_user_create_refuses_bad_input_and_duplicates(stack: Stack) -> Non
     assert (0, 1, 1) == (ok, again, bad)
     assert "already exists" in message and "email" in why
     assert "Traceback" not in message + why
+
+
+@contextlib.asynccontextmanager
+async def dev_world(stack: Stack, data_dir: Path) -> AsyncIterator[dict[str, str]]:
+    """Settings for a `rushcart dev` of its own: a fresh database on the test PostgreSQL, a spare
+    Redis database, its own data folder, and no PUBLIC_BASE_URL."""
+    database = "rushcart_dev_cli"
+    admin = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        redis_url = urlunsplit(urlsplit(stack.redis_url)._replace(path="/9"))
+        env = {name: value for name, value in stack.env.items() if name != "PUBLIC_BASE_URL"}
+        env.update(DATABASE_URL=make_url(stack.database_url).set(database=database).render_as_string(False),
+                   REDIS_URL=redis_url, RUSHCART_DATA_DIR=str(data_dir))
+        spare = aioredis.Redis.from_url(redis_url)
+        await spare.flushdb()
+        await spare.aclose()
+        yield env
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_pay_command_finds_the_port_dev_serves_on(stack: Stack, tmp_path: Path) -> None:
+    """With no URL given, `rushcart pay` calls the API that `rushcart dev --port` started, not port 8000."""
+    port = free_port()
+    async with dev_world(stack, tmp_path) as env:
+        dev = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", "dev", "--port", str(port), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            async def ready() -> bool:
+                assert dev.returncode is None, "rushcart dev exited"
+                try:
+                    async with httpx.AsyncClient() as client:
+                        return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=2)).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=120, message="rushcart dev's API")
+            shop = Api(f"http://127.0.0.1:{port}/graphql")
+            buyer = await shop.register(f"{unique('devpay')}@example.com")
+            first = (await shop("{ products(first: 1) { edges { node { id } } } }"))["products"]["edges"][0]["node"]
+            order = (await place(buyer, (first, 1)))["order"]
+            pay = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "server", "pay", order["id"], env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await pay.communicate()
+            assert (0, True) == (pay.returncode, out.decode().startswith("202")), out.decode()
+            await wait_status(buyer, order["id"], "PAID", timeout=60)
+        finally:
+            if dev.returncode is None:
+                dev.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(dev.wait(), 60)
+                except TimeoutError:
+                    dev.kill()
+                    await dev.wait()
+    assert not (tmp_path / "services.json").exists(), "rushcart dev forgets its record when it stops"

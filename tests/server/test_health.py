@@ -21,16 +21,6 @@ async def test_readyz_checks_postgres_and_redis(stack: Stack) -> None:
     assert (200, "ok") == (response.status_code, response.json()["status"])
 
 
-async def test_graphiql_is_served_to_browsers(stack: Stack) -> None:
-    """A browser opening /graphql gets the GraphiQL explorer."""
-    async with httpx.AsyncClient() as client:
-        response = await client.get(f"{stack.graphql_url}", headers={"Accept": "text/html"})
-    assert 200 == response.status_code
-    assert "graphiql" in response.text.lower()
-    # Subscriptions from GraphiQL carry the headers editor's Authorization in connection_init.
-    assert "wsConnectionParams" in response.text
-
-
 async def test_malformed_json_is_a_client_error_without_a_trace(stack: Stack) -> None:
     """A body that is not JSON gets a 4xx with a message, never a stack trace."""
     async with httpx.AsyncClient() as client:

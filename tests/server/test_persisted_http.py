@@ -141,7 +141,7 @@ async def test_bodies_that_only_mention_document_id_are_ordinary_requests(api: A
     query = 'query($id: ID!) { product(id: $id) { id available } }'
     status, answer = await post(api, {"query": query, "variables": {"id": product["id"], "documentId": "x"}})
     assert 200 == status and answer == {"data": {"product": {"id": product["id"], "available": 2}}}
-    # Malformed JSON that mentions it is Strawberry's to refuse, as any malformed body.
+    # Malformed JSON that mentions it is refused as any malformed body is.
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(api.url, content=b'{"documentId": ', headers={"Content-Type": "application/json"})
     assert 400 == response.status_code
@@ -197,3 +197,49 @@ async def test_an_extension_hooking_execution_runs_for_a_persisted_purchase(api:
     assert 200 == response.status_code
     assert response.json()["data"]["placeOrder"]["order"]["status"] == "PENDING"
     assert ["PlaceOrder"] == RecordsExecution.operations
+
+
+RESPONSE_JSON = {"Accept": "application/graphql-response+json"}
+
+
+async def post_preferring_graphql_response(api: Api, body: dict[str, Any]) -> tuple[int, str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(api.url, json=body, headers={**api.headers(), **RESPONSE_JSON})
+    return response.status_code, response.headers["content-type"], response.json()
+
+
+@pytest.mark.parametrize("variables", [
+    {},
+    {"lines": [{"productId": "1", "quantity": "two"}], "idempotencyKey": "k"},
+    {"lines": "nope", "idempotencyKey": 5},
+])
+async def test_request_errors_are_the_same_400_by_document_id_and_by_text(api: Api,
+                                                                          variables: dict[str, Any]) -> None:
+    """With application/graphql-response+json, variables that do not coerce are a 400 without `data`,
+    by documentId as by text."""
+    buyer = await api.register(f"{unique('persisted')}@example.com")
+    by_id = await post_preferring_graphql_response(buyer, {"documentId": IDS["PlaceOrder"], "variables": variables})
+    by_text = await post_preferring_graphql_response(buyer, {"query": TEXTS["PlaceOrder"], "variables": variables,
+                                                             "operationName": "PlaceOrder"})
+    status, media_type, answer = by_id
+    assert (400, "application/graphql-response+json") == (status, media_type)
+    assert "data" not in answer and answer["errors"]
+    assert by_id == by_text
+
+
+async def test_executed_operations_are_the_same_200_by_document_id_and_by_text(api: Api, make_product) -> None:
+    """With application/graphql-response+json, a refusal in the payload is a 200 either way, same answer."""
+    product = await make_product(stock=1)
+    variables = {"lines": [{"productId": product["id"], "quantity": 1}], "idempotencyKey": unique("k")}
+    caller = api.as_()  # not signed in: NOT_AUTHENTICATED in the payload, nothing bought
+    by_id = await post_preferring_graphql_response(caller, {"documentId": IDS["PlaceOrder"], "variables": variables})
+    by_text = await post_preferring_graphql_response(caller, {"query": TEXTS["PlaceOrder"], "variables": variables})
+    status, media_type, answer = by_id
+    assert (200, "application/graphql-response+json") == (status, media_type)
+    assert "NOT_AUTHENTICATED" == answer["data"]["placeOrder"]["errors"][0]["code"]
+    assert by_id == by_text
+    # The plan-less path (ProductAvailability runs through Strawberry) answers the same way.
+    found = await post_preferring_graphql_response(api, {"documentId": IDS["ProductAvailability"],
+                                                         "variables": {"id": product["id"]}})
+    assert (200, "application/graphql-response+json", {"data": {"product": {"id": product["id"], "available": 1}}}) \
+        == found
