@@ -19,6 +19,8 @@ State Redis (never evicts, AOF on):
                            price], ...]), total_cents, currency, created_ms, expires_ms, fingerprint,
                            persisted (0/1), cancel_reason, paid_ms, cancelled_ms. No TTL until
                            persisted, then kept a day as a status cache.
+    order:released:{oid}   "1" once a cancelled order's units and allowance went back to Redis, so a
+                           repeated mirror step gives nothing back twice. TTL 7 days.
     orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
     orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
     persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
@@ -83,6 +85,10 @@ def idempotency(customer_id: int, key: str) -> str:
 
 def order(order_id: str) -> str:
     return f"order:{order_id}"
+
+
+def order_released(order_id: str) -> str:
+    return f"order:released:{order_id}"
 
 
 def orders_inflight(customer_id: int) -> str:

@@ -11,12 +11,15 @@ nothing; a process that dies before its commit releases nothing.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +27,11 @@ from db.backends import Backends
 from db.enums import CancelReason, OrderStatus
 from db.scripts import ReleaseLine
 from db.stock import read_epochs
+
+log = logging.getLogger("rushcart.transitions")
+
+# How long a committed change waits for Redis to come back before its Redis step is given up.
+MIRROR_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,11 +56,27 @@ async def publish_status(
     reason: CancelReason | None = None,
     released: Sequence[ReleaseLine] = (),
 ) -> None:
-    """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it."""
-    await backends.scripts.order_status(
-        order_id=ref.order_id, customer_id=ref.customer_id, status=status, cancel_reason=reason,
-        at_ms=int(time.time() * 1000), released=released,
-    )
+    """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it.
+
+    The change is already final in PostgreSQL, so a Redis that is away for a moment (a restart, a
+    failover) is waited for rather than given up on: the step is idempotent, and losing it would
+    leave units and the buyer's allowance held until the reconciler noticed."""
+    at_ms = int(time.time() * 1000)
+    deadline = time.monotonic() + MIRROR_RETRY_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            await backends.scripts.order_status(
+                order_id=ref.order_id, customer_id=ref.customer_id, status=status, cancel_reason=reason,
+                at_ms=at_ms, released=released,
+            )
+            return
+        except (ConnectionError, TimeoutError, BusyLoadingError):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Redis unreachable while mirroring order %s; retrying in %.2fs", ref.order_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 async def publish_released(backends: Backends, released: Sequence[Released]) -> None:

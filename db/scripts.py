@@ -239,19 +239,24 @@ class Scripts:
         cancel_reason: str | None,
         at_ms: int,
         released: Sequence[ReleaseLine] = (),
-    ) -> None:
-        """Mirror a committed status change into Redis and publish it (db/lua/order_status.lua)."""
+        marker_ttl_seconds: int = 7 * 86400,
+    ) -> bool:
+        """Mirror a committed status change into Redis and publish it (db/lua/order_status.lua).
+        Safe to repeat: True only for the call that gave the units back."""
         pids = [line.product_id for line in released]
-        args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id)]
+        args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id),
+                           marker_ttl_seconds]
         for line in released:
             args += [line.product_id, line.quantity, line.epoch, keys.stock_channel(line.product_id)]
-        reply, _ = await self._run(
+        reply, values = await self._run(
             "order_status",
-            [keys.order(order_id), keys.allowance(customer_id), *map(keys.stock, pids), *map(keys.stock_epoch, pids)],
+            [keys.order(order_id), keys.allowance(customer_id), keys.order_released(order_id),
+             *map(keys.stock, pids), *map(keys.stock_epoch, pids)],
             args,
         )
         if reply != "OK":
             raise _unexpected("order_status", reply)
+        return int(values[0]) == 1
 
     async def orders_read(self, order_ids: Sequence[str]) -> list[dict[str, str] | None]:
         """The orders' Redis records in one reply; None for an id without one."""

@@ -4,20 +4,25 @@
 -- only for the caller whose conditional UPDATE won. A line's units go back to the counter only if
 -- no rebuild has run since the caller read the product's epoch inside its transaction: a rebuild
 -- after the commit already counted them (see db.stock).
--- KEYS[1] order:{oid}   KEYS[2] allow:{cid}   KEYS[3..2+n] stock:{pid}   KEYS[3+n..2+2n] stock:epoch:{pid}
+-- Safe to run again (a retry after a lost reply, a second caller): the give-back happens once,
+-- guarded by a per-order marker.
+-- KEYS[1] order:{oid}   KEYS[2] allow:{cid}   KEYS[3] order:released:{oid}
+-- KEYS[4..3+n] stock:{pid}   KEYS[4+n..3+2n] stock:epoch:{pid}
 -- ARGV[1] order id   ARGV[2] status   ARGV[3] cancel reason ('' if none)   ARGV[4] when (ms)
--- ARGV[5] the order's status channel
--- ARGV[6..] per line (CANCELLED only): product id, quantity, epoch read in the transaction
+-- ARGV[5] the order's status channel   ARGV[6] how long the marker is kept (s)
+-- ARGV[7..] per line (CANCELLED only): product id, quantity, epoch read in the transaction
 -- ('' = none yet), the product's stock channel
--- Returns {'OK'}.
+-- Returns {'OK', 1 if this call gave units back else 0}.
 local t = redis.call('TIME')
 local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local n = (#KEYS - 2) / 2
-if ARGV[2] == 'CANCELLED' then
+local n = (#KEYS - 3) / 2
+local gave = 0
+if ARGV[2] == 'CANCELLED' and redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[6]) then
+  gave = 1
   for i = 1, n do
-    local a = 2 + 4 * i
+    local a = 3 + 4 * i
     local pid, qty, epoch, channel = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
-    local stock_key, epoch_key = KEYS[2 + i], KEYS[2 + n + i]
+    local stock_key, epoch_key = KEYS[3 + i], KEYS[3 + n + i]
     if redis.call('EXISTS', stock_key) == 1 and (redis.call('GET', epoch_key) or '') == epoch then
       local left = redis.call('INCRBY', stock_key, qty)
       redis.call('PUBLISH', channel, cjson.encode({productId = pid, available = left, at = at}))
@@ -40,4 +45,4 @@ if ARGV[3] ~= '' then
   event['cancelReason'] = ARGV[3]
 end
 redis.call('PUBLISH', ARGV[5], cjson.encode(event))
-return {'OK'}
+return {'OK', gave}

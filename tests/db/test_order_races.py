@@ -10,7 +10,7 @@ import asyncpg
 from db import keys
 from db.enums import CancelReason
 from db.order_persistence import persist_orders
-from db.order_transitions import OrderRef, cancel_orders
+from db.order_transitions import OrderRef, cancel_in_session, cancel_orders, publish_released
 from tests.api import Api
 from tests.conftest import unique
 from tests.resolvers.test_orders import CANCEL, available, place
@@ -40,6 +40,23 @@ async def test_cancel_racing_the_expiry_sweeper_releases_once(api: Api, make_pro
     ])
     assert 1 == sum(len(r) for r in results)
     assert (6, 6) == (await available(api, product), await pg_stock(pg, product))
+
+
+async def test_a_repeated_redis_step_after_a_cancel_gives_nothing_back_twice(api: Api, make_product, pg, state,
+                                                                             wait_persisted) -> None:
+    """The Redis step after a cancel's commit, run again (a retry after a lost reply), changes nothing more."""
+    product = await make_product(stock=6, max_per_customer=5)
+    client = await buyer(api)
+    order = (await place(client, (product, 4)))["order"]
+    await wait_persisted([order["id"]])
+    me = int((await client("{ me { id } }"))["me"]["id"])
+    async with state.backends.sessions() as session, session.begin():
+        released = await cancel_in_session(state.backends, session, [OrderRef(me, order["id"])], CancelReason.CUSTOMER)
+    await publish_released(state.backends, released)
+    await publish_released(state.backends, released)
+    assert (6, 6) == (await available(api, product), await pg_stock(pg, product))
+    again = (await place(client, (product, 5)))["order"]  # the allowance came back once: 5 more, not 9
+    assert again is not None and (await place(client, (product, 1)))["order"] is None
 
 
 async def test_cancel_racing_persistence_releases_once(api: Api, make_product, pg, state, redis) -> None:
