@@ -44,7 +44,7 @@ class Query:
     @strawberry.field(
         description=(
             "The catalogue a page at a time, in order of product id. Anyone may read it. A negative `first` or a "
-            "cursor this API did not issue is a GraphQL error (INVALID_INPUT)."
+            "cursor this API did not issue is a top-level GraphQL error whose message names the argument."
         )
     )
     async def products(
@@ -89,8 +89,8 @@ class Query:
 
     @strawberry.field(
         description=(
-            "The caller's orders, newest first. Signed-in customers only: for anyone else it is a GraphQL error "
-            "(NOT_AUTHENTICATED)."
+            "The caller's orders, newest first. Signed-in customers only: for anyone else it is a top-level "
+            "GraphQL error asking to sign in."
         )
     )
     async def orders(self, info: Ctx, first: PageSize = 20, after: After = None) -> OrderConnection:

@@ -46,7 +46,7 @@ class Subscription:
     @strawberry.subscription(
         description=(
             "An order's current status first, then each change; it ends after PAID or CANCELLED. For its customer "
-            "and staff only: anyone else gets a GraphQL error (NOT_AUTHENTICATED or ORDER_NOT_FOUND)."
+            "and staff only: for anyone else, or an unknown order, it ends at once with a GraphQL error."
         )
     )
     async def order_status(
@@ -63,8 +63,8 @@ class Subscription:
     @strawberry.subscription(
         description=(
             "A product's available units first, then each change, at most four events a second (a burst of "
-            "changes sends the newest figure). Anyone may subscribe; an unknown product is a GraphQL error "
-            "(PRODUCT_NOT_FOUND)."
+            "changes sends the newest figure). Anyone may subscribe; for an unknown product it ends at once with a "
+            "GraphQL error."
         )
     )
     async def product_stock(
