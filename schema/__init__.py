@@ -23,6 +23,7 @@ from strawberry.types.graphql import OperationType
 from db.errors import RushcartError
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.scalars import SCALARS
 from schema.subscription import Subscription
 
 __all__ = ["Limits", "SubscriptionsOverWebSocket", "build_schema", "guard_rules", "sdl"]
@@ -86,7 +87,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
 
 

@@ -14,39 +14,130 @@ from db.errors import RushcartError
 log = logging.getLogger("rushcart.errors")
 
 
-@strawberry.enum
+@strawberry.enum(
+    description=(
+        "Why a request was refused. Expected failures come back in a payload's `errors` with HTTP 200 and the "
+        "payload's object null; each mutation's description lists the codes it can return."
+    )
+)
 class ErrorCode(Enum):
-    INVALID_INPUT = "INVALID_INPUT"
-    PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
-    PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
-    EMPTY_CART = "EMPTY_CART"
-    NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
-    FORBIDDEN = "FORBIDDEN"
-    EMAIL_TAKEN = "EMAIL_TAKEN"
-    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
-    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
-    ORDER_NOT_CANCELLABLE = "ORDER_NOT_CANCELLABLE"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    RATE_LIMITED = "RATE_LIMITED"
+    INVALID_INPUT = strawberry.enum_value(
+        "INVALID_INPUT",
+        description=(
+            "An argument or input field is out of range or malformed. `field` names it (for list items with "
+            "their index, e.g. `lines[0].quantity`) and `message` says what is allowed."
+        ),
+    )
+    PRODUCT_NOT_FOUND = strawberry.enum_value(
+        "PRODUCT_NOT_FOUND", description="No product has this id; `productId` names it when it is known."
+    )
+    OUT_OF_STOCK = strawberry.enum_value(
+        "OUT_OF_STOCK",
+        description=(
+            "Too few units are left for a line: `productId` names the first such line and `available` how many "
+            "units of it are left. Nothing was reserved."
+        ),
+    )
+    PURCHASE_LIMIT_EXCEEDED = strawberry.enum_value(
+        "PURCHASE_LIMIT_EXCEEDED",
+        description=(
+            "A line would take the customer past the product's `maxPerCustomer`, counted over all of their "
+            "orders that are not cancelled. `productId` names the line; `remainingAllowance` (and `available`, "
+            "which carries the same number) is how many more units this customer may buy of it: their own "
+            "allowance, not the stock. Nothing was reserved."
+        ),
+    )
+    EMPTY_CART = strawberry.enum_value("EMPTY_CART", description="`checkout` of a cart without lines.")
+    NOT_AUTHENTICATED = strawberry.enum_value(
+        "NOT_AUTHENTICATED",
+        description=(
+            "The operation needs a signed-in customer (or, for carts, a guest session) and the request has "
+            "no valid bearer token or session id: none was sent, or the token expired or was revoked."
+        ),
+    )
+    FORBIDDEN = strawberry.enum_value(
+        "FORBIDDEN", description="Signed in but not allowed: changing the catalogue is for staff only."
+    )
+    EMAIL_TAKEN = strawberry.enum_value("EMAIL_TAKEN", description="`register` with an email that has an account.")
+    INVALID_CREDENTIALS = strawberry.enum_value(
+        "INVALID_CREDENTIALS",
+        description="`login` with an unknown email or a wrong password (which of the two is not said).",
+    )
+    ORDER_NOT_FOUND = strawberry.enum_value(
+        "ORDER_NOT_FOUND", description="No order with this id belongs to the caller (staff see every order)."
+    )
+    ORDER_NOT_CANCELLABLE = strawberry.enum_value(
+        "ORDER_NOT_CANCELLABLE",
+        description="The order is not PENDING any more: it was paid or cancelled, possibly while this request ran.",
+    )
+    IDEMPOTENCY_KEY_REUSED = strawberry.enum_value(
+        "IDEMPOTENCY_KEY_REUSED",
+        description=(
+            "The customer sent this `idempotencyKey` before with a different request (other lines, or the other "
+            "of `checkout` and `placeOrder`). Nothing was reserved; use a new key for a new purchase."
+        ),
+    )
+    RATE_LIMITED = strawberry.enum_value(
+        "RATE_LIMITED",
+        description="Too many failed sign-ins for this email (by default ten within five minutes); try again later.",
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "An expected failure, listed in a payload's `errors`. Branch on `code`; the other fields add detail "
+        "for some codes and are null otherwise."
+    )
+)
 class UserError:
-    code: ErrorCode
-    message: str
-    field: str | None = None
-    product_id: strawberry.ID | None = None
-    available: int | None = None
+    code: ErrorCode = strawberry.field(description="What went wrong; each code's description says what it sets.")
+    message: str = strawberry.field(
+        description="An explanation in English, fit to show a person. Its wording may change: branch on `code`."
+    )
+    field: str | None = strawberry.field(
+        default=None,
+        description=(
+            "For INVALID_INPUT: the argument or input field at fault by its GraphQL name, with the index for list "
+            "items (`lines[2].quantity`). Null when no single field is at fault."
+        ),
+    )
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "The product the error is about: the failing line for OUT_OF_STOCK and PURCHASE_LIMIT_EXCEEDED, the "
+            "unknown product for PRODUCT_NOT_FOUND, the line at fault for some INVALID_INPUT. Null otherwise."
+        ),
+    )
+    available: int | None = strawberry.field(
+        default=None,
+        description=(
+            "A number of units whose meaning depends on `code`. OUT_OF_STOCK: units of `productId` left in stock. "
+            "PURCHASE_LIMIT_EXCEEDED: units this customer may still buy of `productId`, which is their remaining "
+            "allowance and not the stock (the same number as `remainingAllowance`, the clearer field to read). "
+            "INVALID_INPUT from `stockAdjust`: the units a write-off may take (those not held by orders). "
+            "Null otherwise."
+        ),
+    )
+    remaining_allowance: int | None = strawberry.field(
+        default=None,
+        description=(
+            "For PURCHASE_LIMIT_EXCEEDED: how many more units of `productId` this customer may buy under its "
+            "`maxPerCustomer`, counted over all of their orders that are not cancelled (0 when used up; "
+            "cancelling an order gives its units back). Null for every other code."
+        ),
+    )
 
     @classmethod
     def from_exception(cls, exc: RushcartError) -> UserError:
+        code = ErrorCode(exc.code)
         return cls(
-            code=ErrorCode(exc.code),
+            code=code,
             message=exc.message,
             field=exc.field,
             product_id=strawberry.ID(str(exc.product_id)) if exc.product_id is not None else None,
             available=exc.available,
+            # The contract's `available` means stock for every other code; this field is never read as stock.
+            remaining_allowance=exc.available if code is ErrorCode.PURCHASE_LIMIT_EXCEEDED else None,
         )
 
 

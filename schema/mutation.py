@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -19,6 +19,20 @@ from schema.payloads import AuthPayload, CartPayload, ProductPayload
 from schema.types import Customer, GuestSession, Product
 
 Ctx = Info[RequestContext, None]
+
+ProductId = Annotated[strawberry.ID, strawberry.argument(description="The product's id.")]
+IdempotencyKey = Annotated[
+    str,
+    strawberry.argument(
+        description=(
+            "The client's id for this purchase, 1-128 letters, digits, '.', '_', ':' or '-'; make a new one for "
+            "each purchase. Sending the same key again (after a timeout, say) returns the same order and reserves "
+            "nothing more, for at least 24 hours; the same key with other lines is IDEMPOTENCY_KEY_REUSED. Keys "
+            "are per customer."
+        )
+    ),
+]
+Email = Annotated[str, strawberry.argument(description="The email address, up to 254 characters; case is ignored.")]
 
 _UPDATE_COLUMNS = {
     "name": "name",
@@ -43,32 +57,78 @@ async def _cart_payload(info: Ctx, changing: Awaitable[CartContents]) -> CartPay
     return CartPayload(cart=await build_cart(info.context, await changing))
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "Changes. Each answers a payload whose `errors` lists expected failures (with HTTP 200 and the payload's "
+        "object null); top-level GraphQL errors mean a malformed request or a fault of the server."
+    )
+)
 class Mutation:
-    @strawberry.mutation
+    @strawberry.mutation(
+        description=(
+            "Start a guest session, so a shopper can fill a cart before signing in. A browser also gets the id as "
+            "the HttpOnly cookie `sid`."
+        )
+    )
     async def start_session(self, info: Ctx) -> GuestSession:
         return GuestSession(session_id=await auth.start_session(info.context))
 
-    @strawberry.mutation
-    async def register(self, info: Ctx, email: str, password: str) -> AuthPayload:
+    @strawberry.mutation(
+        description=(
+            "Create a customer account and sign in. The guest cart of the request's `X-Session-Id`, if any, is "
+            "merged into the new account's cart. Errors: INVALID_INPUT, EMAIL_TAKEN."
+        )
+    )
+    async def register(
+        self,
+        info: Ctx,
+        email: Email,
+        password: Annotated[str, strawberry.argument(description="The password, 8-256 characters.")],
+    ) -> AuthPayload:
         return await payload_or_errors(AuthPayload, lambda: _signed_in(info, auth.register(info.context, email,
                                                                                            password)))
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description=(
+            "Sign in and get a bearer token. The guest cart of the request's `X-Session-Id`, if any, is attached "
+            "to the customer's cart as `cartMerge` says. Errors: INVALID_INPUT, INVALID_CREDENTIALS, RATE_LIMITED "
+            "(by default after ten failed tries for one email within five minutes)."
+        )
+    )
     async def login(
-        self, info: Ctx, email: str, password: str, cart_merge: CartMergeStrategy | None = CartMergeStrategy.MERGE
+        self,
+        info: Ctx,
+        email: Email,
+        password: Annotated[str, strawberry.argument(description="The account's password.")],
+        cart_merge: Annotated[
+            CartMergeStrategy | None,
+            strawberry.argument(description="What to do with the guest cart; MERGE by default."),
+        ] = CartMergeStrategy.MERGE,
     ) -> AuthPayload:
-        strategy = (cart_merge or CartMergeStrategy.MERGE).value
+        # The member's name is the strategy's name (its value is typed as the enum_value wrapper).
+        strategy = (cart_merge or CartMergeStrategy.MERGE).name
         return await payload_or_errors(
             AuthPayload, lambda: _signed_in(info, auth.login(info.context, email, password, strategy))
         )
 
-    @strawberry.mutation(description="revokes the bearer token of this request")
+    @strawberry.mutation(
+        description=(
+            "Revoke the bearer token of this request, in every server process at once. True if a token was "
+            "revoked; false if the request carried none or it had already expired or been revoked."
+        )
+    )
     async def logout(self, info: Ctx) -> bool:
         return await auth.logout(info.context)
 
-    @strawberry.mutation(description="staff only")
-    async def product_create(self, info: Ctx, input: ProductInput) -> ProductPayload:
+    @strawberry.mutation(
+        description=(
+            "Staff only: add a product to the catalogue. Errors: NOT_AUTHENTICATED, FORBIDDEN, INVALID_INPUT "
+            "(a sku already in use names `field` sku)."
+        )
+    )
+    async def product_create(
+        self, info: Ctx, input: Annotated[ProductInput, strawberry.argument(description="The new product.")]
+    ) -> ProductPayload:
         async def body() -> ProductPayload:
             record = await products.create(
                 info.context,
@@ -85,8 +145,20 @@ class Mutation:
 
         return await payload_or_errors(ProductPayload, body)
 
-    @strawberry.mutation(description="staff only")
-    async def product_update(self, info: Ctx, id: strawberry.ID, input: ProductUpdateInput) -> ProductPayload:
+    @strawberry.mutation(
+        description=(
+            "Staff only: change a product's catalogue fields. Errors: NOT_AUTHENTICATED, FORBIDDEN, INVALID_INPUT, "
+            "PRODUCT_NOT_FOUND."
+        )
+    )
+    async def product_update(
+        self,
+        info: Ctx,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The product's id.")],
+        input: Annotated[
+            ProductUpdateInput, strawberry.argument(description="The fields to change; the others stay as they are.")
+        ],
+    ) -> ProductPayload:
         async def body() -> ProductPayload:
             changes: dict[str, Any] = {
                 column: getattr(input, attr)
@@ -98,45 +170,111 @@ class Mutation:
 
         return await payload_or_errors(ProductPayload, body)
 
-    @strawberry.mutation(description="staff only: restock (+) or write off (-)")
-    async def stock_adjust(self, info: Ctx, product_id: strawberry.ID, delta: int) -> ProductPayload:
+    @strawberry.mutation(
+        description=(
+            "Staff only: restock (+) or write off (-) units of a product. A write-off may take only units not held "
+            "by orders; asking for more is INVALID_INPUT with `field` delta and `available` the units it may take. "
+            "Errors: NOT_AUTHENTICATED, FORBIDDEN, INVALID_INPUT, PRODUCT_NOT_FOUND."
+        )
+    )
+    async def stock_adjust(
+        self,
+        info: Ctx,
+        product_id: ProductId,
+        delta: Annotated[
+            int,
+            strawberry.argument(
+                description="Units to add (positive) or write off (negative); not 0, at most 10,000,000 either way."
+            ),
+        ],
+    ) -> ProductPayload:
         async def body() -> ProductPayload:
             record = await products.adjust_stock(info.context, product_id, delta)
             return ProductPayload(product=Product.from_record(record))
 
         return await payload_or_errors(ProductPayload, body)
 
-    @strawberry.mutation(description="adds to an existing line")
-    async def cart_add_line(self, info: Ctx, product_id: strawberry.ID, quantity: int) -> CartPayload:
+    @strawberry.mutation(
+        description=(
+            "Add units of a product to the caller's cart (a guest session's or a signed-in customer's), on top of "
+            "any line it has. A line holds at most 100 units and a cart at most 50 lines; a cart reserves no "
+            "stock. Errors: NOT_AUTHENTICATED, INVALID_INPUT, PRODUCT_NOT_FOUND."
+        )
+    )
+    async def cart_add_line(
+        self,
+        info: Ctx,
+        product_id: ProductId,
+        quantity: Annotated[int, strawberry.argument(description="Units to add, 1-100.")],
+    ) -> CartPayload:
         return await payload_or_errors(
             CartPayload, lambda: _cart_payload(info, carts.add_line(info.context, product_id, quantity))
         )
 
-    @strawberry.mutation(description="sets; 0 removes the line")
-    async def cart_update_line(self, info: Ctx, product_id: strawberry.ID, quantity: int) -> CartPayload:
+    @strawberry.mutation(
+        description=(
+            "Set the quantity of a product's line in the caller's cart; 0 removes the line. Errors: "
+            "NOT_AUTHENTICATED, INVALID_INPUT, PRODUCT_NOT_FOUND."
+        )
+    )
+    async def cart_update_line(
+        self,
+        info: Ctx,
+        product_id: ProductId,
+        quantity: Annotated[int, strawberry.argument(description="The line's new quantity, 0-100; 0 removes it.")],
+    ) -> CartPayload:
         return await payload_or_errors(
             CartPayload, lambda: _cart_payload(info, carts.update_line(info.context, product_id, quantity))
         )
 
-    @strawberry.mutation
-    async def cart_remove_line(self, info: Ctx, product_id: strawberry.ID) -> CartPayload:
+    @strawberry.mutation(
+        description=(
+            "Remove a product's line from the caller's cart; a product not in the cart is no error. Errors: "
+            "NOT_AUTHENTICATED, INVALID_INPUT."
+        )
+    )
+    async def cart_remove_line(self, info: Ctx, product_id: ProductId) -> CartPayload:
         return await payload_or_errors(
             CartPayload, lambda: _cart_payload(info, carts.remove_line(info.context, product_id))
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Remove every line from the caller's cart. Errors: NOT_AUTHENTICATED.")
     async def cart_clear(self, info: Ctx) -> CartPayload:
         return await payload_or_errors(CartPayload, lambda: _cart_payload(info, carts.clear(info.context)))
 
-    @strawberry.mutation(description="the caller's cart -> an order")
-    async def checkout(self, info: Ctx, idempotency_key: str) -> CheckoutPayload:
+    @strawberry.mutation(
+        description=(
+            "Signed-in customers only: buy what is in the cart. Answers at once with the order PENDING and its "
+            "units already reserved (final, not a hold to confirm): every line or none, each within the product's "
+            "`maxPerCustomer`. A successful checkout empties the cart. Errors: NOT_AUTHENTICATED, INVALID_INPUT, "
+            "EMPTY_CART, PRODUCT_NOT_FOUND, OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED."
+        )
+    )
+    async def checkout(self, info: Ctx, idempotency_key: IdempotencyKey) -> CheckoutPayload:
         async def body() -> CheckoutPayload:
             return CheckoutPayload(order=build_order(await orders.checkout(info.context, idempotency_key)))
 
         return await payload_or_errors(CheckoutPayload, body)
 
-    @strawberry.mutation(description="buy now")
-    async def place_order(self, info: Ctx, lines: list[OrderLineInput], idempotency_key: str) -> CheckoutPayload:
+    @strawberry.mutation(
+        description=(
+            "Signed-in customers only: buy now, without the cart. Answers at once with the order PENDING and its "
+            "units already reserved (final, not a hold to confirm): every line or none, each within the product's "
+            "`maxPerCustomer`. Errors: NOT_AUTHENTICATED, INVALID_INPUT, PRODUCT_NOT_FOUND, OUT_OF_STOCK, "
+            "PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED."
+        )
+    )
+    async def place_order(
+        self,
+        info: Ctx,
+        lines: Annotated[
+            list[OrderLineInput],
+            strawberry.argument(
+                description="What to buy: 1-50 products, 1-100 units each, all priced in one currency."
+            ),
+        ],
+        idempotency_key: IdempotencyKey,
+    ) -> CheckoutPayload:
         async def body() -> CheckoutPayload:
             record = await orders.place_order(
                 info.context, [(line.product_id, line.quantity) for line in lines], idempotency_key
@@ -145,8 +283,16 @@ class Mutation:
 
         return await payload_or_errors(CheckoutPayload, body)
 
-    @strawberry.mutation(description="only while PENDING")
-    async def cancel_order(self, info: Ctx, id: strawberry.ID) -> OrderPayload:
+    @strawberry.mutation(
+        description=(
+            "Cancel a PENDING order: its units go back to stock and to the customer's allowance, exactly once. "
+            "Its customer (reason CUSTOMER) or staff (reason STAFF) may cancel it. Errors: NOT_AUTHENTICATED, "
+            "ORDER_NOT_FOUND, ORDER_NOT_CANCELLABLE."
+        )
+    )
+    async def cancel_order(
+        self, info: Ctx, id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")]
+    ) -> OrderPayload:
         async def body() -> OrderPayload:
             return OrderPayload(order=build_order(await orders.cancel(info.context, id)))
 

@@ -14,37 +14,68 @@ from schema.errors import UserError
 from schema.types import PageInfo, Product
 
 
-@strawberry.enum
+@strawberry.enum(
+    description=(
+        "Where an order is in its life. It moves only PENDING -> PAID or PENDING -> CANCELLED; PAID and CANCELLED "
+        "are final."
+    )
+)
 class OrderStatus(Enum):
-    PENDING = "PENDING"
-    PAID = "PAID"
-    CANCELLED = "CANCELLED"
+    PENDING = strawberry.enum_value(
+        "PENDING", description="Placed, its units reserved, waiting for payment until `expiresAt`."
+    )
+    PAID = strawberry.enum_value("PAID", description="Paid with the right amount and currency. Final.")
+    CANCELLED = strawberry.enum_value(
+        "CANCELLED",
+        description=(
+            "Cancelled (see `cancelReason`): its units went back to stock and to the customer's allowance, "
+            "exactly once. Final."
+        ),
+    )
 
 
-@strawberry.enum
+@strawberry.enum(description="Why an order was cancelled.")
 class CancelReason(Enum):
-    EXPIRED = "EXPIRED"
-    PAYMENT_FAILED = "PAYMENT_FAILED"
-    CUSTOMER = "CUSTOMER"
-    STAFF = "STAFF"
+    EXPIRED = strawberry.enum_value("EXPIRED", description="Not paid by `expiresAt`.")
+    PAYMENT_FAILED = strawberry.enum_value(
+        "PAYMENT_FAILED", description="The payment provider reported that the payment failed."
+    )
+    CUSTOMER = strawberry.enum_value("CUSTOMER", description="Its customer cancelled it with `cancelOrder`.")
+    STAFF = strawberry.enum_value("STAFF", description="Staff cancelled it with `cancelOrder`.")
 
 
-@strawberry.type
+@strawberry.type(description="One product of an order, at the price it was bought at.")
 class OrderLine:
-    product: Product
-    quantity: int
-    unit_price_cents: int
+    product: Product = strawberry.field(description="The product.")
+    quantity: int = strawberry.field(description="Units bought, 1-100.")
+    unit_price_cents: int = strawberry.field(
+        description="The price of one unit when the order was placed, in cents of the order's currency."
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "An order placed by `checkout` or `placeOrder`. Its units are reserved from the moment it is answered; "
+        "amounts are integer cents, times are UTC."
+    )
+)
 class Order:
-    id: strawberry.ID
-    status: OrderStatus
-    cancel_reason: CancelReason | None
-    needs_refund: bool = strawberry.field(description="money arrived for an order that was already cancelled")
+    id: strawberry.ID = strawberry.field(description="The order's id, a UUID.")
+    status: OrderStatus = strawberry.field(
+        description="PENDING until paid or cancelled; subscribe to `orderStatus` to follow it."
+    )
+    cancel_reason: CancelReason | None = strawberry.field(
+        description="Why the order was cancelled; null unless `status` is CANCELLED."
+    )
+    needs_refund: bool = strawberry.field(
+        description=(
+            "True when money arrived for an order that was already cancelled: the order stays CANCELLED and the "
+            "payment is to be refunded."
+        )
+    )
     record: strawberry.Private[OrderRecord]
 
-    @strawberry.field
+    @strawberry.field(description="The ordered products, one line per product.")
     async def lines(self, info: Info[RequestContext, None]) -> list[OrderLine]:
         # Resolved only when asked for: a buyer who only wants the status costs no product lookups.
         ids = [line.product_id for line in self.record.lines]
@@ -56,38 +87,65 @@ class Order:
             if product is not None
         ]
 
-    total_cents: int
-    currency: str
-    created_at: datetime
-    expires_at: datetime = strawberry.field(
-        description="a PENDING order not paid by then is cancelled and its stock released"
+    total_cents: int = strawberry.field(
+        description="What the order costs: the sum of quantity times unit price over its lines, in cents."
     )
-    paid_at: datetime | None
-    cancelled_at: datetime | None
+    currency: str = strawberry.field(
+        description="ISO 4217 code of the amounts; all lines of an order share one currency."
+    )
+    created_at: datetime = strawberry.field(description="When the order was placed (UTC).")
+    expires_at: datetime = strawberry.field(
+        description=(
+            "The payment deadline (UTC): a PENDING order not paid by then is cancelled (EXPIRED) and its units "
+            "released. 15 minutes after `createdAt` by default."
+        )
+    )
+    paid_at: datetime | None = strawberry.field(description="When the payment was applied (UTC); null unless PAID.")
+    cancelled_at: datetime | None = strawberry.field(
+        description="When the order was cancelled (UTC); null unless CANCELLED."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One order in a page of `orders`.")
 class OrderEdge:
-    cursor: str
-    node: Order
+    cursor: str = strawberry.field(description="This order's place in the list: pass it as `after` to go on from it.")
+    node: Order = strawberry.field(description="The order.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of the caller's orders, newest first.")
 class OrderConnection:
-    edges: list[OrderEdge]
-    page_info: PageInfo
+    edges: list[OrderEdge] = strawberry.field(description="The orders of this page, at most `first` of them.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends and whether more follow.")
 
 
-@strawberry.type
+_BUY_ERRORS = (
+    "Expected failures; empty on success. Nothing is reserved when there is one: NOT_AUTHENTICATED, "
+    "INVALID_INPUT, EMPTY_CART (checkout), PRODUCT_NOT_FOUND, OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, "
+    "IDEMPOTENCY_KEY_REUSED."
+)
+
+
+@strawberry.type(description="What `checkout` and `placeOrder` return: the PENDING order, or `errors`.")
 class CheckoutPayload:
-    order: Order | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    order: Order | None = strawberry.field(
+        default=None,
+        description=(
+            "The new order, PENDING with its units reserved (a replayed `idempotencyKey` returns the earlier order "
+            "as it is now); null when `errors` is not empty."
+        ),
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list, description=_BUY_ERRORS)
 
 
-@strawberry.type
+@strawberry.type(description="What `cancelOrder` returns: the cancelled order, or `errors`.")
 class OrderPayload:
-    order: Order | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    order: Order | None = strawberry.field(
+        default=None, description="The order, now CANCELLED; null when `errors` is not empty."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="Expected failures; empty on success: NOT_AUTHENTICATED, ORDER_NOT_FOUND, ORDER_NOT_CANCELLABLE.",
+    )
 
 
 def build_orders(records: list[OrderRecord]) -> list[Order]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -15,25 +16,42 @@ from schema.orders import CancelReason, OrderStatus
 Ctx = Info[RequestContext, None]
 
 
-@strawberry.type
+@strawberry.type(description="An order's status, as sent by `orderStatus`.")
 class OrderStatusEvent:
-    order_id: strawberry.ID
-    status: OrderStatus
-    cancel_reason: CancelReason | None
-    at: datetime
+    order_id: strawberry.ID = strawberry.field(description="The order's id.")
+    status: OrderStatus = strawberry.field(description="The order's status.")
+    cancel_reason: CancelReason | None = strawberry.field(
+        description="Why the order was cancelled; null unless `status` is CANCELLED."
+    )
+    at: datetime = strawberry.field(description="When the order took this status (UTC): placed, paid or cancelled.")
 
 
-@strawberry.type
+@strawberry.type(description="A product's available units, as sent by `productStock`.")
 class StockEvent:
-    product_id: strawberry.ID
-    available: int
-    at: datetime
+    product_id: strawberry.ID = strawberry.field(description="The product's id.")
+    available: int = strawberry.field(
+        description="Units that can still be bought right now, as `Product.available`: never negative."
+    )
+    at: datetime = strawberry.field(description="When the figure changed (UTC), or when it was read.")
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "Live updates, over a WebSocket on /graphql (sub-protocol graphql-transport-ws; graphql-ws is also "
+        "accepted). Send the identity in the `connection_init` payload, e.g. "
+        '{"Authorization": "Bearer <token>"}.'
+    )
+)
 class Subscription:
-    @strawberry.subscription(description="first event: the current status; then every change")
-    async def order_status(self, info: Ctx, order_id: strawberry.ID) -> AsyncGenerator[OrderStatusEvent, None]:
+    @strawberry.subscription(
+        description=(
+            "An order's current status first, then each change; it ends after PAID or CANCELLED. For its customer "
+            "and staff only: for anyone else, or an unknown order, it ends at once with a GraphQL error."
+        )
+    )
+    async def order_status(
+        self, info: Ctx, order_id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")]
+    ) -> AsyncGenerator[OrderStatusEvent, None]:
         async for change in subscriptions.order_status(info.context, order_id):
             yield OrderStatusEvent(
                 order_id=strawberry.ID(change.order_id),
@@ -42,8 +60,16 @@ class Subscription:
                 at=change.at,
             )
 
-    @strawberry.subscription(description="first event: current available units; then changes")
-    async def product_stock(self, info: Ctx, product_id: strawberry.ID) -> AsyncGenerator[StockEvent, None]:
+    @strawberry.subscription(
+        description=(
+            "A product's available units first, then each change, at most four events a second (a burst of "
+            "changes sends the newest figure). Anyone may subscribe; for an unknown product it ends at once with a "
+            "GraphQL error."
+        )
+    )
+    async def product_stock(
+        self, info: Ctx, product_id: Annotated[strawberry.ID, strawberry.argument(description="The product's id.")]
+    ) -> AsyncGenerator[StockEvent, None]:
         async for change in subscriptions.product_stock(info.context, product_id):
             yield StockEvent(product_id=strawberry.ID(str(change.product_id)), available=change.available,
                              at=change.at)

@@ -15,7 +15,7 @@ from tests.conftest import unique
 ORDER = ("order { id status cancelReason needsRefund totalCents currency createdAt expiresAt paidAt cancelledAt "
          "lines { product { id available } quantity unitPriceCents } }")
 PLACE = ("mutation($l: [OrderLineInput!]!, $k: String!) { placeOrder(lines: $l, idempotencyKey: $k) "
-         f"{{ {ORDER} errors {{ code message field productId available }} }} }}")
+         f"{{ {ORDER} errors {{ code message field productId available remainingAllowance }} }} }}")
 CHECKOUT = (f"mutation($k: String!) {{ checkout(idempotencyKey: $k) {{ {ORDER} "
             "errors { code message field productId available } } }")
 CANCEL = f"mutation($id: ID!) {{ cancelOrder(id: $id) {{ {ORDER} errors {{ code message }} }} }}"
@@ -76,18 +76,18 @@ async def test_all_lines_or_none(buyer: Api, api: Api, make_product) -> None:
     plenty = await make_product(stock=10)
     scarce = await make_product(stock=2)
     data = await place(buyer, (plenty, 5), (scarce, 3))
-    assert (None, [("OUT_OF_STOCK", scarce["id"], 2)]) == (
-        data["order"], [(e["code"], e["productId"], e["available"]) for e in data["errors"]])
+    assert (None, [("OUT_OF_STOCK", scarce["id"], 2, None)]) == (
+        data["order"], [(e["code"], e["productId"], e["available"], e["remainingAllowance"]) for e in data["errors"]])
     assert (10, 2) == (await available(api, plenty), await available(api, scarce))
 
 
 async def test_purchase_limit_spans_orders_and_cancel_gives_it_back(buyer: Api, make_product) -> None:
-    """maxPerCustomer counts every order not cancelled; cancelling returns the allowance."""
+    """maxPerCustomer counts every order not cancelled, the error says what is left; cancelling returns it."""
     product = await make_product(stock=50, max_per_customer=3)
     first = await place(buyer, (product, 2))
     over = await place(buyer, (product, 2))
-    assert [("PURCHASE_LIMIT_EXCEEDED", product["id"], 1)] == [
-        (e["code"], e["productId"], e["available"]) for e in over["errors"]]
+    assert [("PURCHASE_LIMIT_EXCEEDED", product["id"], 1, 1)] == [
+        (e["code"], e["productId"], e["available"], e["remainingAllowance"]) for e in over["errors"]]
     cancelled = (await buyer(CANCEL, id=first["order"]["id"]))["cancelOrder"]
     assert [] == cancelled["errors"]
     again = await place(buyer, (product, 3))
