@@ -4,83 +4,60 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from enum import Enum
 from typing import TypeVar
 
 import strawberry
 
+from db.enums import ErrorCode
 from db.errors import RushcartError
+from schema.strawberry_internals import describe_enum
 
 log = logging.getLogger("rushcart.errors")
 
 
-@strawberry.enum(
-    description=(
+describe_enum(
+    ErrorCode,
+    (
         "Why a request was refused. Expected failures come back in a payload's `errors` with HTTP 200 and the "
         "payload's object null; each mutation's description lists the codes it can return."
-    )
+    ),
+    {
+        "INVALID_INPUT": (
+            "An argument or input field is out of range or malformed. `field` names it (for list items with their "
+            "index, e.g. `lines[0].quantity`) and `message` says what is allowed."
+        ),
+        "PRODUCT_NOT_FOUND": "No product has this id; `productId` names it when it is known.",
+        "OUT_OF_STOCK": (
+            "Too few units are left for a line: `productId` names the first such line and `available` how many units "
+            "of it are left. Nothing was reserved."
+        ),
+        "PURCHASE_LIMIT_EXCEEDED": (
+            "A line would take the customer past the product's `maxPerCustomer`, counted over all of their orders that"
+            " are not cancelled. `productId` names the line; `remainingAllowance` (and `available`, which carries the "
+            "same number) is how many more units this customer may buy of it: their own allowance, not the stock. "
+            "Nothing was reserved."
+        ),
+        "EMPTY_CART": "`checkout` of a cart without lines.",
+        "NOT_AUTHENTICATED": (
+            "The operation needs a signed-in customer (or, for carts, a guest session) and the request has no valid "
+            "bearer token or session id: none was sent, or the token expired or was revoked."
+        ),
+        "FORBIDDEN": "Signed in but not allowed: changing the catalogue is for staff only.",
+        "EMAIL_TAKEN": "`register` with an email that has an account.",
+        "INVALID_CREDENTIALS": "`login` with an unknown email or a wrong password (which of the two is not said).",
+        "ORDER_NOT_FOUND": "No order with this id belongs to the caller (staff see every order).",
+        "ORDER_NOT_CANCELLABLE": (
+            "The order is not PENDING any more: it was paid or cancelled, possibly while this request ran."
+        ),
+        "IDEMPOTENCY_KEY_REUSED": (
+            "The customer sent this `idempotencyKey` before with a different request (other lines, or the other of "
+            "`checkout` and `placeOrder`). Nothing was reserved; use a new key for a new purchase."
+        ),
+        "RATE_LIMITED": (
+            "Too many failed sign-ins for this email (by default ten within five minutes); try again later."
+        ),
+    },
 )
-class ErrorCode(Enum):
-    INVALID_INPUT = strawberry.enum_value(
-        "INVALID_INPUT",
-        description=(
-            "An argument or input field is out of range or malformed. `field` names it (for list items with "
-            "their index, e.g. `lines[0].quantity`) and `message` says what is allowed."
-        ),
-    )
-    PRODUCT_NOT_FOUND = strawberry.enum_value(
-        "PRODUCT_NOT_FOUND", description="No product has this id; `productId` names it when it is known."
-    )
-    OUT_OF_STOCK = strawberry.enum_value(
-        "OUT_OF_STOCK",
-        description=(
-            "Too few units are left for a line: `productId` names the first such line and `available` how many "
-            "units of it are left. Nothing was reserved."
-        ),
-    )
-    PURCHASE_LIMIT_EXCEEDED = strawberry.enum_value(
-        "PURCHASE_LIMIT_EXCEEDED",
-        description=(
-            "A line would take the customer past the product's `maxPerCustomer`, counted over all of their "
-            "orders that are not cancelled. `productId` names the line; `remainingAllowance` (and `available`, "
-            "which carries the same number) is how many more units this customer may buy of it: their own "
-            "allowance, not the stock. Nothing was reserved."
-        ),
-    )
-    EMPTY_CART = strawberry.enum_value("EMPTY_CART", description="`checkout` of a cart without lines.")
-    NOT_AUTHENTICATED = strawberry.enum_value(
-        "NOT_AUTHENTICATED",
-        description=(
-            "The operation needs a signed-in customer (or, for carts, a guest session) and the request has "
-            "no valid bearer token or session id: none was sent, or the token expired or was revoked."
-        ),
-    )
-    FORBIDDEN = strawberry.enum_value(
-        "FORBIDDEN", description="Signed in but not allowed: changing the catalogue is for staff only."
-    )
-    EMAIL_TAKEN = strawberry.enum_value("EMAIL_TAKEN", description="`register` with an email that has an account.")
-    INVALID_CREDENTIALS = strawberry.enum_value(
-        "INVALID_CREDENTIALS",
-        description="`login` with an unknown email or a wrong password (which of the two is not said).",
-    )
-    ORDER_NOT_FOUND = strawberry.enum_value(
-        "ORDER_NOT_FOUND", description="No order with this id belongs to the caller (staff see every order)."
-    )
-    ORDER_NOT_CANCELLABLE = strawberry.enum_value(
-        "ORDER_NOT_CANCELLABLE",
-        description="The order is not PENDING any more: it was paid or cancelled, possibly while this request ran.",
-    )
-    IDEMPOTENCY_KEY_REUSED = strawberry.enum_value(
-        "IDEMPOTENCY_KEY_REUSED",
-        description=(
-            "The customer sent this `idempotencyKey` before with a different request (other lines, or the other "
-            "of `checkout` and `placeOrder`). Nothing was reserved; use a new key for a new purchase."
-        ),
-    )
-    RATE_LIMITED = strawberry.enum_value(
-        "RATE_LIMITED",
-        description="Too many failed sign-ins for this email (by default ten within five minutes); try again later.",
-    )
 
 
 @strawberry.type(

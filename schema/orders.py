@@ -3,45 +3,44 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 from strawberry.types import Info
 
+from db.enums import CancelReason, OrderStatus
 from db.order_records import OrderRecord
 from resolvers.context import RequestContext
 from schema.errors import UserError
+from schema.strawberry_internals import describe_enum
 from schema.types import PageInfo, Product
 
-
-@strawberry.enum(
-    description=(
-        "Where an order is in its life. It moves only PENDING -> PAID or PENDING -> CANCELLED; PAID and CANCELLED "
-        "are final."
-    )
-)
-class OrderStatus(Enum):
-    PENDING = strawberry.enum_value(
-        "PENDING", description="Placed, its units reserved, waiting for payment until `expiresAt`."
-    )
-    PAID = strawberry.enum_value("PAID", description="Paid with the right amount and currency. Final.")
-    CANCELLED = strawberry.enum_value(
-        "CANCELLED",
-        description=(
-            "Cancelled (see `cancelReason`): its units went back to stock and to the customer's allowance, "
-            "exactly once. Final."
+describe_enum(
+    OrderStatus,
+    (
+        "Where an order is in its life. It moves only PENDING -> PAID or PENDING -> CANCELLED; PAID and CANCELLED are "
+        "final."
+    ),
+    {
+        "PENDING": "Placed, its units reserved, waiting for payment until `expiresAt`.",
+        "PAID": "Paid with the right amount and currency. Final.",
+        "CANCELLED": (
+            "Cancelled (see `cancelReason`): its units went back to stock and to the customer's allowance, exactly "
+            "once. Final."
         ),
-    )
+    },
+)
 
 
-@strawberry.enum(description="Why an order was cancelled.")
-class CancelReason(Enum):
-    EXPIRED = strawberry.enum_value("EXPIRED", description="Not paid by `expiresAt`.")
-    PAYMENT_FAILED = strawberry.enum_value(
-        "PAYMENT_FAILED", description="The payment provider reported that the payment failed."
-    )
-    CUSTOMER = strawberry.enum_value("CUSTOMER", description="Its customer cancelled it with `cancelOrder`.")
-    STAFF = strawberry.enum_value("STAFF", description="Staff cancelled it with `cancelOrder`.")
+describe_enum(
+    CancelReason,
+    "Why an order was cancelled.",
+    {
+        "EXPIRED": "Not paid by `expiresAt`.",
+        "PAYMENT_FAILED": "The payment provider reported that the payment failed.",
+        "CUSTOMER": "Its customer cancelled it with `cancelOrder`.",
+        "STAFF": "Staff cancelled it with `cancelOrder`.",
+    },
+)
 
 
 @strawberry.type(description="One product of an order, at the price it was bought at.")
@@ -155,8 +154,8 @@ def build_orders(records: list[OrderRecord]) -> list[Order]:
 def build_order(r: OrderRecord) -> Order:
     return Order(
         id=strawberry.ID(r.id),
-        status=OrderStatus(r.status),
-        cancel_reason=CancelReason(r.cancel_reason) if r.cancel_reason else None,
+        status=r.status,
+        cancel_reason=r.cancel_reason,
         needs_refund=r.needs_refund,
         record=r,
         total_cents=r.total_cents,

@@ -9,6 +9,7 @@ definitions' attributes, `tests/schema/test_strawberry_internals.py` names it an
 
 from __future__ import annotations
 
+from enum import EnumMeta
 from typing import Any
 
 import strawberry
@@ -16,7 +17,7 @@ from graphql import GraphQLField, GraphQLResolveInfo, GraphQLSchema
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-__all__ = ["field_definition", "graphql_schema", "resolver_info"]
+__all__ = ["describe_enum", "field_definition", "graphql_schema", "resolver_info"]
 
 
 def graphql_schema(schema: strawberry.Schema) -> GraphQLSchema:
@@ -47,3 +48,20 @@ def field_definition(field: GraphQLField) -> StrawberryField | None:
     """
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     return definition if isinstance(definition, StrawberryField) else None
+
+
+def describe_enum(enum_cls: EnumMeta, description: str, values: dict[str, str]) -> None:
+    """Expose an enum defined elsewhere (db.enums) with a description for it and for each value.
+
+    `strawberry.enum(cls)` takes value descriptions only from members written as
+    `strawberry.enum_value(...)`, which would mean defining the enum a second time here. Its
+    definition's values are plain dataclasses, so their descriptions are filled in afterwards.
+    Every member must be described, and nothing else. The enum itself is what the schema's types
+    then annotate with: Strawberry marks the class, it does not make a new one.
+    """
+    strawberry.enum(enum_cls, description=description)
+    definition = enum_cls.__strawberry_definition__  # type: ignore[attr-defined]
+    if {v.name for v in definition.values} != set(values):
+        raise ValueError(f"{enum_cls.__name__}: describe exactly its members {[v.name for v in definition.values]}")
+    for value in definition.values:
+        value.description = values[value.name]

@@ -55,8 +55,8 @@ class Subscription:
         async for change in subscriptions.order_status(info.context, order_id):
             yield OrderStatusEvent(
                 order_id=strawberry.ID(change.order_id),
-                status=OrderStatus(change.status),
-                cancel_reason=CancelReason(change.cancel_reason) if change.cancel_reason else None,
+                status=change.status,
+                cancel_reason=change.cancel_reason,
                 at=change.at,
             )
 

@@ -149,3 +149,27 @@ def test_reproduced_extensions_override_the_hooks_the_policy_lists(cls: type) ->
         f"{cls.__name__} now overrides {sorted(overridden_hooks(cls))}, not {sorted(REPRODUCED[cls].hooks)}: "
         "planning is off until you check that the planned path still has its effect (see its `how` in "
         "REPRODUCED, schema/extension_policy.py) and update the hooks listed there.")
+
+
+def test_the_schema_exposes_the_domain_enums_themselves_with_every_value_described() -> None:
+    """OrderStatus, CancelReason and ErrorCode are db.enums' classes; the SDL describes each of their values."""
+    from enum import StrEnum
+
+    import pytest
+
+    from db import enums
+    from schema import build_schema
+    from schema.strawberry_internals import describe_enum
+
+    graphql = build_schema()._schema
+    for enum in (enums.OrderStatus, enums.CancelReason, enums.ErrorCode):
+        served = graphql.get_type(enum.__name__)
+        assert [m.value for m in enum] == list(served.values), enum.__name__
+        assert all(v.description for v in served.values.values()), enum.__name__
+
+    class Partly(StrEnum):
+        A = "A"
+        B = "B"
+
+    with pytest.raises(ValueError, match="describe exactly its members"):
+        describe_enum(Partly, "two values, one described", {"A": "the first"})
