@@ -295,8 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from server.embedded import EmbeddedError
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except EmbeddedError as exc:
+        # Its message says what to do (read a log, install the extra, set a URL); a traceback would bury it.
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":
