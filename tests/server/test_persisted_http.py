@@ -12,10 +12,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from strawberry.extensions import SchemaExtension
 
-from resolvers.context import AppState
 from schema import Limits, build_schema
 from schema.persisted import OPERATIONS_FILE, PersistedOperations, manifest, split
 from server.graphql_view import RushcartGraphQL
+from server.state import AppState
 from tests.api import Api
 from tests.conftest import unique
 
