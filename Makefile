@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	@touch $(STAMP)
 
 dev: $(STAMP)
@@ -50,7 +50,7 @@ schema: $(STAMP)
 
 # The benchmark's extra (matplotlib, for its plot) on top of the dev install; the suite never needs it.
 $(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded,bench]'
 	@touch $(BENCH_STAMP)
 
 # The flash-sale benchmark (bench/README.md): its own stack under .data/bench, ~2 minutes.

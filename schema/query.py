@@ -11,6 +11,13 @@ from resolvers import auth, carts, orders, products
 from resolvers.context import RequestContext
 from schema.carts import Cart, build_cart
 from schema.orders import Order, OrderConnection, OrderEdge, build_order, build_orders
+from schema.review import (
+    ORDERS_NEEDING_REFUND_DESCRIPTION,
+    PAYMENT_EVENTS_FOR_REVIEW_DESCRIPTION,
+    PaymentEventConnection,
+    orders_needing_refund,
+    payment_events_for_review,
+)
 from schema.types import Customer, PageInfo, Product, ProductConnection, ProductEdge
 
 Ctx = Info[RequestContext, None]
@@ -101,3 +108,9 @@ class Query:
             edges=edges,
             page_info=PageInfo(end_cursor=edges[-1].cursor if edges else None, has_next_page=page.has_next_page),
         )
+
+    # Staff review (schema/review.py).
+    orders_needing_refund: OrderConnection = strawberry.field(
+        resolver=orders_needing_refund, description=ORDERS_NEEDING_REFUND_DESCRIPTION)
+    payment_events_for_review: PaymentEventConnection = strawberry.field(
+        resolver=payment_events_for_review, description=PAYMENT_EVENTS_FOR_REVIEW_DESCRIPTION)

@@ -111,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from server.services import services
+    from server.timeouts import HeaderDeadlineProtocol
 
     with services(_settings(), start=False) as settings:
         os.environ.update(
@@ -133,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
             log_level=args.log_level,
             access_log=False,
             lifespan="on",
+            # uvicorn's own protocol with a deadline for a request's headers (server/timeouts.py).
+            http=HeaderDeadlineProtocol,
             # Client addresses from X-Forwarded-For only behind a proxy the operator named.
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.trusted_proxies or None,
@@ -292,8 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from server.embedded import EmbeddedError
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except EmbeddedError as exc:
+        # Its message says what to do (read a log, install the extra, set a URL); a traceback would bury it.
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

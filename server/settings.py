@@ -89,6 +89,9 @@ class Settings:
     # Empty: commands find a running `rushcart dev` and call it where it listens (server.services).
     public_base_url: str = ""
     cors_origins: tuple[str, ...] = ()
+    # A request's headers, and its body after them, must arrive within these (server/timeouts.py).
+    request_header_timeout_seconds: int = 10
+    request_body_timeout_seconds: int = 10
     secret_generated: bool = field(default=False, compare=False)
 
     @property
@@ -174,6 +177,8 @@ class Settings:
             trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             public_base_url=env.get("PUBLIC_BASE_URL", ""),
             cors_origins=_origins(env, "CORS_ORIGINS"),
+            request_header_timeout_seconds=_int(env, "REQUEST_HEADER_TIMEOUT_SECONDS", 10, 1),
+            request_body_timeout_seconds=_int(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10, 1),
         )
 
 

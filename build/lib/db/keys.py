@@ -1,0 +1,135 @@
+"""Redis key names, each with what it holds and how long it lives.
+
+State Redis (never evicts, AOF on):
+    stock:{pid}            int: units of product pid that can be reserved now. No TTL; rebuilt
+                           from PostgreSQL when missing (db.stock).
+    stock:held:{pid}       int: units of pid held by orders not yet persisted. No TTL.
+    stock:epoch:{pid}      int bumped whenever the counter is rebuilt or repaired from PostgreSQL; a
+                           release after a commit applies only if it is unchanged since the
+                           transaction read it. No TTL.
+    stock:drift:{pid}      a difference the reconciler saw once and will repair if seen again. TTL 5 min.
+    pinfo:{pid}            hash of the sale facts the reservation script needs: price, currency,
+                           limit (max per customer, '' for none). No TTL; rewritten by every rebuild
+                           and catalogue change.
+    allow:{cid}            hash: product id -> units the customer holds in orders not cancelled,
+                           "_r" marker. Loaded from PostgreSQL at sign-in (or on demand). TTL 30 days.
+    idem:{cid}:{key}       "<order id>|<request fingerprint>": the order an idempotency key made.
+                           TTL 48 h (the contract promises at least 24 h).
+    order:{oid}            hash of an order: id, customer_id, status, lines (JSON [[pid, qty, unit
+                           price], ...]), total_cents, currency, created_ms, expires_ms, fingerprint,
+                           persisted (0/1), cancel_reason, paid_ms, cancelled_ms. No TTL until
+                           persisted, then kept a day as a status cache.
+    orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
+    orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
+    persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
+    persist:lock           held by the one job draining orders:topersist. TTL 10 s, renewed per batch.
+    token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
+    ratelimit:login:{email}           sign-in attempts of an account from all addresses, counted before
+                                      the password is checked (a success gives its count back). TTL
+                                      LOGIN_WINDOW_SECONDS.
+    ratelimit:login:{email}:{client}  the same for one client address. TTL LOGIN_WINDOW_SECONDS.
+    ratelimit:login-from:{client}     sign-in attempts from one client address, any account. TTL
+                                      LOGIN_WINDOW_SECONDS.
+    ratelimit:sessions:{client}       guest sessions started from one client address. TTL 60 s.
+    (Guest sessions themselves hold no state: their ids are signed, see db.session_ids.)
+    cart:{owner}           hash of a cart; owner is "guest:<sid>" or "customer:<id>". Fields:
+                           "<product id>" -> quantity, "_v" version (bumped per change), "_u"
+                           last change (ms). TTL GUEST_CART_TTL_DAYS / CUSTOMER_CART_TTL_DAYS,
+                           refreshed on every write.
+    carts:dirty            zset: owners changed since their last write to PostgreSQL, scored by
+                           when they first became dirty (ms). No TTL; the flush job drains it.
+
+Cache Redis (may evict):
+    product:{pid}          JSON of the product's catalogue fields. TTL PRODUCT_CACHE_TTL_SECONDS +-10%.
+
+Pub/sub channels (state Redis):
+    events:stock:{pid}     JSON {"productId", "available", "at"} after every change of stock:{pid}.
+    events:order:{oid}     JSON {"orderId", "status", "cancelReason", "at"} after every status change.
+    events:tokens          JSON {"revoked": "token:<digest>"} when a bearer token is revoked (logout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def stock(product_id: int | str) -> str:
+    return f"stock:{product_id}"
+
+
+def stock_held(product_id: int | str) -> str:
+    return f"stock:held:{product_id}"
+
+
+def stock_epoch(product_id: int | str) -> str:
+    return f"stock:epoch:{product_id}"
+
+
+def stock_drift(product_id: int | str) -> str:
+    return f"stock:drift:{product_id}"
+
+
+def product_info(product_id: int | str) -> str:
+    return f"pinfo:{product_id}"
+
+
+def allowance(customer_id: int) -> str:
+    return f"allow:{customer_id}"
+
+
+def idempotency(customer_id: int, key: str) -> str:
+    return f"idem:{customer_id}:{key}"
+
+
+def order(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def orders_inflight(customer_id: int) -> str:
+    return f"orders:inflight:{customer_id}"
+
+
+ORDERS_TO_PERSIST = "orders:topersist"
+PERSIST_PENDING = "persist:pending"
+PERSIST_LOCK = "persist:lock"
+
+
+def token(raw_token: str) -> str:
+    # Only a digest is stored, so a read of Redis does not hand out usable bearer tokens.
+    return "token:" + hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def login_attempts(email: str, client: str | None = None) -> str:
+    if client is None:
+        return f"ratelimit:login:{email.lower()}"
+    return f"ratelimit:login:{email.lower()}:{client}"
+
+
+def login_attempts_from(client: str) -> str:
+    return f"ratelimit:login-from:{client}"
+
+
+def session_starts(client: str) -> str:
+    return f"ratelimit:sessions:{client}"
+
+
+def cart(owner: str) -> str:
+    return f"cart:{owner}"
+
+
+CARTS_DIRTY = "carts:dirty"
+
+
+def product(product_id: int | str) -> str:
+    return f"product:{product_id}"
+
+
+TOKENS_CHANNEL = "events:tokens"
+
+
+def stock_channel(product_id: int | str) -> str:
+    return f"events:stock:{product_id}"
+
+
+def order_channel(order_id: str) -> str:
+    return f"events:order:{order_id}"

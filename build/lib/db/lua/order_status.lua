@@ -1,0 +1,43 @@
+#!lua
+-- Mirror a status change committed in PostgreSQL into Redis: give back stock and allowance when
+-- cancelled, update the order's cached record, and publish the change. Runs after the commit,
+-- only for the caller whose conditional UPDATE won. A line's units go back to the counter only if
+-- no rebuild has run since the caller read the product's epoch inside its transaction: a rebuild
+-- after the commit already counted them (see db.stock).
+-- KEYS[1] order:{oid}   KEYS[2] allow:{cid}   KEYS[3..2+n] stock:{pid}   KEYS[3+n..2+2n] stock:epoch:{pid}
+-- ARGV[1] order id   ARGV[2] status   ARGV[3] cancel reason ('' if none)   ARGV[4] when (ms)
+-- ARGV[5] the order's status channel
+-- ARGV[6..] per line (CANCELLED only): product id, quantity, epoch read in the transaction
+-- ('' = none yet), the product's stock channel
+-- Returns {'OK'}.
+local t = redis.call('TIME')
+local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = (#KEYS - 2) / 2
+if ARGV[2] == 'CANCELLED' then
+  for i = 1, n do
+    local a = 2 + 4 * i
+    local pid, qty, epoch, channel = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+    local stock_key, epoch_key = KEYS[2 + i], KEYS[2 + n + i]
+    if redis.call('EXISTS', stock_key) == 1 and (redis.call('GET', epoch_key) or '') == epoch then
+      local left = redis.call('INCRBY', stock_key, qty)
+      redis.call('PUBLISH', channel, cjson.encode({productId = pid, available = left, at = at}))
+    end
+    if redis.call('EXISTS', KEYS[2]) == 1 then
+      redis.call('HINCRBY', KEYS[2], pid, -qty)
+    end
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'cancel_reason', ARGV[3])
+  if ARGV[2] == 'CANCELLED' then
+    redis.call('HSET', KEYS[1], 'cancelled_ms', ARGV[4])
+  elseif ARGV[2] == 'PAID' then
+    redis.call('HSET', KEYS[1], 'paid_ms', ARGV[4])
+  end
+end
+local event = {orderId = ARGV[1], status = ARGV[2], at = at}
+if ARGV[3] ~= '' then
+  event['cancelReason'] = ARGV[3]
+end
+redis.call('PUBLISH', ARGV[5], cjson.encode(event))
+return {'OK'}

@@ -1,0 +1,180 @@
+"""Moving accepted orders from Redis into PostgreSQL in batches, safely more than once.
+
+One transaction per batch: a multi-row INSERT of orders with ON CONFLICT DO NOTHING, the items
+of the rows it actually inserted, and `products.stock` decremented for those rows only. After
+commit, a Lua script per order drops its stock holds and its to-persist entry, guarded by the
+record's `persisted` flag, so a second run, a second worker or a crash between commit and the
+script changes nothing more: the next run finds the rows there and only finishes the Redis side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import keys
+from db.backends import Backends
+from db.enums import OrderStatus
+from db.order_records import OrderRecord
+from db.order_transitions import lock_products, publish_released, publish_status
+from db.payments import apply_waiting_for_orders
+from db.scripts import PersistedOrder
+from db.values import as_text
+
+log = logging.getLogger("rushcart.persistence")
+
+# A persisted order's Redis record stays this long as a status cache for subscriptions.
+STATUS_CACHE_SECONDS = 86400
+
+
+async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
+    """Persist the given orders (ids from orders:topersist), applying payment events that arrived
+    before them in the same transaction, so an order paid early is never expired afterwards.
+    Returns how many rows this call inserted (the others were there already)."""
+    records, missing = await read_records(backends, order_ids)
+    if missing:
+        # An id without a record cannot be persisted; it only happens after Redis lost data.
+        log.error("orders %s are queued for persistence but have no record in Redis; dropping the ids", missing)
+        await backends.redis.zrem(keys.ORDERS_TO_PERSIST, *missing)
+    if not records:
+        return 0
+
+    orders = [
+        {
+            "customer_id": r.customer_id,
+            "id": r.id,
+            "status": r.status,
+            "cancel_reason": r.cancel_reason,
+            "total_cents": r.total_cents,
+            "currency": r.currency,
+            "idempotency_key": r.idempotency_key,
+            "created_at": r.created_at.isoformat(),
+            "expires_at": r.expires_at.isoformat(),
+        }
+        for r in records
+    ]
+    paid: list[Any] = []
+    released: list[Any] = []
+    async with backends.sessions() as session, session.begin():
+        inserted_rows = (
+            await session.execute(
+                text(
+                    "INSERT INTO orders (customer_id, id, status, cancel_reason, total_cents, currency, "
+                    "idempotency_key, created_at, expires_at) "
+                    "SELECT customer_id, id, status, cancel_reason, total_cents, currency, idempotency_key, "
+                    "created_at, expires_at FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS o("
+                    "customer_id bigint, id uuid, status text, cancel_reason text, total_cents bigint, "
+                    "currency text, idempotency_key text, created_at timestamptz, expires_at timestamptz) "
+                    "ON CONFLICT DO NOTHING RETURNING id"
+                ),
+                {"orders": json.dumps(orders)},
+            )
+        ).all()
+        inserted_ids = {str(row.id) for row in inserted_rows}
+        inserted = [r for r in records if r.id in inserted_ids]
+        if inserted:
+            # Lock every product row FOR UPDATE (in id order) before the items' foreign keys take
+            # KEY SHARE on them: two batches that each held KEY SHARE and then asked for FOR UPDATE
+            # would deadlock.
+            await lock_products(session, {line.product_id for r in inserted for line in r.lines})
+            items = [
+                {"customer_id": r.customer_id, "order_id": r.id, "product_id": line.product_id,
+                 "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+                for r in inserted
+                for line in r.lines
+            ]
+            await session.execute(
+                text(
+                    "INSERT INTO order_items (customer_id, order_id, product_id, quantity, unit_price_cents) "
+                    "SELECT customer_id, order_id, product_id, quantity, unit_price_cents "
+                    "FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS i(customer_id bigint, order_id uuid, "
+                    "product_id bigint, quantity int, unit_price_cents int)"
+                ),
+                {"items": json.dumps(items)},
+            )
+            sold: dict[int, int] = defaultdict(int)
+            for r in inserted:
+                if r.status != OrderStatus.CANCELLED:
+                    for line in r.lines:
+                        sold[line.product_id] += line.quantity
+            await decrement_stock(session, sold)
+            paid, released = await apply_waiting_for_orders(backends, session, [r.id for r in inserted])
+
+    await finish_in_redis(backends, records)
+    for ref in paid:
+        await publish_status(backends, ref, OrderStatus.PAID)
+    await publish_released(backends, released)
+    return len(inserted)
+
+
+async def read_records(backends: Backends, order_ids: Sequence[str]) -> tuple[list[OrderRecord], list[str]]:
+    """The orders' records from Redis in one reply, and the ids that have none."""
+    raws = await backends.scripts.orders_read(order_ids)
+    records, missing = [], []
+    for oid, raw in zip(order_ids, raws, strict=True):
+        if raw:
+            records.append(OrderRecord.from_hash(raw))
+        else:
+            missing.append(oid)
+    return records, missing
+
+
+async def finish_in_redis(backends: Backends, records: Sequence[OrderRecord]) -> int:
+    """After the commit: drop the orders' holds and to-persist entries, once each (a second call,
+    or one after a crash, changes nothing). Returns how many this call finished."""
+    return await backends.scripts.orders_persisted(
+        [PersistedOrder(r.id, r.customer_id, r.units) for r in records], STATUS_CACHE_SECONDS
+    )
+
+
+async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
+    """Take sold units off products.stock; the caller holds the rows (lock_products)."""
+    if not sold:
+        return
+    pids = sorted(sold)
+    await session.execute(
+        text(
+            "UPDATE products p SET stock = p.stock - s.qty FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:qtys AS int[])) AS s(id, qty) WHERE p.id = s.id"
+        ),
+        {"ids": pids, "qtys": [sold[p] for p in pids]},
+    )
+
+
+async def persist_pending(
+    backends: Backends,
+    batch_size: int,
+    older_than_ms: int | None = None,
+    before_batch: Callable[[], Awaitable[Any]] | None = None,
+) -> int:
+    """Drain orders:topersist in batches of `batch_size`; returns orders inserted.
+
+    `older_than_ms` limits the run to ids queued before that time (the sweeper's view);
+    `before_batch` runs before each batch (the caller renews its lock there).
+    """
+    total = 0
+    redis = backends.redis
+    while True:
+        if before_batch is not None:
+            await before_batch()
+        if older_than_ms is None:
+            ids = await redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)
+        else:
+            ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
+        if not ids:
+            return total
+        total += await persist_orders(backends, [as_text(i) for i in ids])
+        if len(ids) < batch_size:
+            return total
+
+
+async def ensure_persisted(backends: Backends, order_id: str) -> None:
+    """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
+    if await backends.redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
+        await persist_orders(backends, [order_id])

@@ -1,0 +1,237 @@
+"""Orders: the atomic reservation in Redis and reading orders back, wherever they are."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from db import keys
+from db.backends import Backends
+from db.enums import CancelReason, OrderStatus
+from db.errors import IdempotencyKeyReused, OrderNotCancellable, OrderNotFound, ProductNotFound
+from db.order_lifecycle import cancel_order
+from db.order_records import (
+    ORDER_COLUMNS,
+    OrderLineRecord,
+    OrderRecord,
+    canonical_order_id,
+    fingerprint,
+    new_order_id,
+)
+from db.order_transitions import OrderRef
+from db.scripts import AllowanceMissing, CheckoutCart, Replayed, ReserveLine, StockMissing
+from db.stock import StockCounters
+from db.values import as_text
+
+IDEMPOTENCY_TTL_SECONDS = 48 * 3600
+ALLOWANCE_TTL_SECONDS = 30 * 86400
+# While set, a persistence job is queued: a burst of orders enqueues one job, not one each.
+PERSIST_FLAG_MS = 5000
+# totalCents is a GraphQL Int: a larger total is refused before any unit is reserved.
+MAX_TOTAL_CENTS = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Reservation:
+    order: OrderRecord
+    enqueue_persistence: bool  # no persistence job was pending: the caller enqueues one
+
+
+class Orders:
+    """Buying, cancelling and reading orders, wherever they are (Redis first, then PostgreSQL)."""
+
+    def __init__(self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int) -> None:
+        self._backends = backends
+        self._redis = backends.redis
+        self._scripts = backends.scripts
+        self._sessions = backends.sessions
+        self._stock = stock
+        self._payment_ttl = payment_ttl_seconds
+
+    # Allowances ------------------------------------------------------------------------------
+
+    async def load_allowance(self, customer_id: int) -> None:
+        """Put the customer's units bought (orders not cancelled) into Redis, if not there yet.
+
+        Orders not yet persisted are read first and PostgreSQL second: an order persisted in
+        between is then counted twice (stricter), never missed.
+        """
+        if await self._redis.exists(keys.allowance(customer_id)):
+            return
+        units: dict[int, int] = {}
+        for record in await self._inflight_records(customer_id):
+            if record.status != OrderStatus.CANCELLED:
+                for line in record.lines:
+                    units[line.product_id] = units.get(line.product_id, 0) + line.quantity
+        async with self._sessions() as session:
+            rows = await session.execute(
+                text(
+                    "SELECT i.product_id, sum(i.quantity) AS units FROM order_items i JOIN orders o "
+                    "ON o.customer_id = i.customer_id AND o.id = i.order_id "
+                    "WHERE i.customer_id = :cid AND o.status <> 'CANCELLED' GROUP BY i.product_id"
+                ),
+                {"cid": customer_id},
+            )
+            for row in rows:
+                units[row.product_id] = units.get(row.product_id, 0) + int(row.units)
+        await self._scripts.allowance_load(customer_id, units, ALLOWANCE_TTL_SECONDS)
+
+    # Buying ----------------------------------------------------------------------------------
+
+    async def replayed(self, customer_id: int, idempotency_key: str, request_fingerprint: str) -> OrderRecord | None:
+        """The order an idempotency key already made, if any (checkout asks before reading the cart)."""
+        raw = await self._redis.get(keys.idempotency(customer_id, idempotency_key))
+        if raw is None:
+            return None
+        order_id, _, stored = as_text(raw).partition("|")
+        if stored != request_fingerprint:
+            raise IdempotencyKeyReused()
+        return await self.get(order_id, customer_id)
+
+    async def reserve(
+        self,
+        customer_id: int,
+        lines: Sequence[tuple[int, int]],
+        idempotency_key: str,
+        cart: CheckoutCart | None = None,
+    ) -> Reservation:
+        """Reserve all lines or none in one Lua script (db/lua/order_reserve.lua), loading what
+        Redis lost (allowance, counters) and trying again."""
+        order_id = new_order_id()
+        now_ms = int(time.time() * 1000)
+        expires_ms = now_ms + self._payment_ttl * 1000
+        for _ in range(4):
+            try:
+                reply = await self._scripts.order_reserve(
+                    customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
+                    fingerprint=fingerprint(lines, checkout=cart is not None),
+                    lines=[ReserveLine(pid, qty) for pid, qty in lines],
+                    now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
+                    allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS,
+                    max_total_cents=MAX_TOTAL_CENTS,
+                    cart=cart,
+                )
+            except AllowanceMissing:
+                await self.load_allowance(customer_id)
+                continue
+            except StockMissing as missing:
+                if missing.product_id not in await self._stock.rebuild([missing.product_id]):
+                    raise ProductNotFound(f"no product with id {missing.product_id}", field="lines",
+                                          product_id=missing.product_id) from None
+                continue
+            if isinstance(reply, Replayed):
+                existing = await self.get(reply.order_id, customer_id)
+                if existing is None:
+                    raise RuntimeError("idempotency key points at an order that cannot be found")
+                return Reservation(existing, enqueue_persistence=False)
+            record = OrderRecord.reserved(
+                order_id=order_id, customer_id=customer_id, lines=reply.lines, total_cents=reply.total_cents,
+                currency=reply.currency, created_ms=now_ms, expires_ms=expires_ms, idempotency_key=idempotency_key,
+            )
+            return Reservation(record, enqueue_persistence=reply.enqueue_persistence)
+        raise RuntimeError("reservation kept finding missing state in Redis")
+
+    # Cancelling ------------------------------------------------------------------------------
+
+    async def cancel(self, order_id: str, by_customer_id: int, *, staff: bool = False) -> OrderRecord:
+        """Cancel a PENDING order of the caller's (any customer's for staff), releasing its units once,
+        and return it as it is now."""
+        order = await self.get(order_id, None if staff else by_customer_id)
+        if order is None:
+            raise OrderNotFound()
+        reason = CancelReason.CUSTOMER if order.customer_id == by_customer_id else CancelReason.STAFF
+        if order.status != OrderStatus.PENDING:
+            raise OrderNotCancellable(f"the order is {order.status}; only a PENDING order can be cancelled")
+        if not await cancel_order(self._backends, OrderRef(order.customer_id, order.id), reason):
+            raise OrderNotCancellable("the order was paid or cancelled meanwhile")
+        cancelled = await self.get(order.id, order.customer_id)
+        assert cancelled is not None
+        return cancelled
+
+    # Reading ---------------------------------------------------------------------------------
+
+    async def _inflight_records(self, customer_id: int) -> list[OrderRecord]:
+        ids = [as_text(i) for i in await self._redis.smembers(keys.orders_inflight(customer_id))]
+        return [r for r in await self._redis_records(ids) if r is not None and not r.persisted]
+
+    async def _redis_records(self, order_ids: Sequence[str]) -> list[OrderRecord | None]:
+        return [OrderRecord.from_hash(raw) if raw else None for raw in await self._scripts.orders_read(order_ids)]
+
+    async def get(self, order_id: str, customer_id: int | None) -> OrderRecord | None:
+        """An order by id (any spelling but the canonical one finds nothing); `customer_id` None means
+        any customer's (staff)."""
+        canonical = canonical_order_id(order_id)
+        if canonical is None:
+            return None
+        order_id = canonical
+        found = await self._from_postgres(order_id=order_id, customer_id=customer_id)
+        if found:
+            return found[0]
+        records = await self._redis_records([order_id])
+        record = records[0] if records else None
+        if record is None or (customer_id is not None and record.customer_id != customer_id):
+            return None
+        return record
+
+    async def list_for_customer(
+        self, customer_id: int, first: int, before: str | None
+    ) -> tuple[list[OrderRecord], bool]:
+        """The customer's orders, newest first (UUIDv7 ids sort by time), and whether more follow.
+
+        Redis first, PostgreSQL second: an order persisted between the two reads is then in both
+        (and kept once), where the other order would find it in neither.
+        """
+        waiting = await self._inflight_records(customer_id)
+        persisted = await self._from_postgres(customer_id=customer_id, before=before, limit=first + 1)
+        seen = {r.id for r in persisted}
+        inflight = [r for r in waiting if r.id not in seen and (before is None or r.id < before)]
+        merged = sorted([*persisted, *inflight], key=lambda r: r.id, reverse=True)
+        return merged[:first], len(merged) > first
+
+    async def _from_postgres(
+        self,
+        *,
+        order_id: str | None = None,
+        customer_id: int | None = None,
+        before: str | None = None,
+        limit: int = 1,
+    ) -> list[OrderRecord]:
+        clauses, params = [], {"limit": limit}
+        if order_id is not None:
+            clauses.append("id = CAST(:oid AS uuid)")
+            params["oid"] = order_id  # type: ignore[assignment]
+        if customer_id is not None:
+            clauses.append("customer_id = :cid")
+            params["cid"] = customer_id
+        if before is not None:
+            clauses.append("id < CAST(:before AS uuid)")
+            params["before"] = before  # type: ignore[assignment]
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    text(
+                        f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)} "
+                        "ORDER BY id DESC LIMIT :limit"
+                    ),
+                    params,
+                )
+            ).all()
+            if not rows:
+                return []
+            items = await session.execute(
+                text(
+                    "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items "
+                    "WHERE customer_id = ANY(:cids) AND order_id = ANY(:oids) ORDER BY product_id"
+                ),
+                {"cids": list({r.customer_id for r in rows}), "oids": [r.id for r in rows]},
+            )
+            lines: dict[uuid.UUID, list[OrderLineRecord]] = {}
+            for item in items:
+                lines.setdefault(item.order_id, []).append(
+                    OrderLineRecord(item.product_id, item.quantity, item.unit_price_cents)
+                )
+        return [OrderRecord.from_row(r, lines.get(r.id, [])) for r in rows]

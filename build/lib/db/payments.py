@@ -1,0 +1,207 @@
+"""Payment events: stored first, applied once, whatever order they arrive in.
+
+Every webhook event is inserted into `payment_events` (unique on the provider's id) before
+anything else happens. Applying one locks its row, so two appliers of the same event take
+turns and the second finds it done. The order's transition is the same single-winner
+conditional UPDATE as expiry (db.order_transitions): a success racing the expiry sweeper ends
+PAID with no stock released, or CANCELLED with `needs_refund` and stock released once.
+
+An event for an order that is not in PostgreSQL yet is applied by whoever persists the order,
+in the transaction that inserts it; until then it waits in state `waiting`. Event states:
+    received -> applied (outcome: paid | already_paid | refund_needed | cancelled | ignored)
+             -> review  (amount or currency differ from the order's; the order stays PENDING)
+             -> waiting (no such order yet; applied when it is persisted, else kept for review)
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.backends import Backends
+from db.enums import CancelReason, OrderStatus
+from db.order_transitions import OrderRef, Released, cancel_in_session, publish_released, publish_status
+
+EVENT_TYPES = ("payment.succeeded", "payment.failed")
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    id: str
+    type: str
+    order_id: str
+    amount_cents: int
+    currency: str
+    created: int
+    payload: dict[str, Any]
+
+
+async def store_event(sessions: async_sessionmaker[AsyncSession], event: PaymentEvent) -> bool:
+    """Insert the event; False when an event with this id was already received."""
+    async with sessions() as session, session.begin():
+        row = (
+            await session.execute(
+                text(
+                    "INSERT INTO payment_events (id, type, order_id, amount_cents, currency, provider_created_at, "
+                    "payload) VALUES (:id, :type, :order_id, :amount, :currency, :created, CAST(:payload AS jsonb)) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING id"
+                ),
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "order_id": event.order_id,
+                    "amount": event.amount_cents,
+                    "currency": event.currency,
+                    "created": datetime.fromtimestamp(event.created, UTC),
+                    "payload": json.dumps(event.payload),
+                },
+            )
+        ).one_or_none()
+    return row is not None
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: str
+    paid: OrderRef | None = None  # published after commit
+    released: list[Released] = field(default_factory=list)  # mirrored into Redis after commit
+
+
+async def _apply_in_session(backends: Backends, session: AsyncSession, event: Any) -> Applied | None:
+    """Apply one locked event row. None when the order is not in PostgreSQL."""
+    try:
+        order_uuid = uuid.UUID(event.order_id)
+    except ValueError:
+        await _finish(session, event.id, "orphaned", "not_an_order_id")
+        return Applied("not_an_order_id")
+    order = (
+        await session.execute(
+            text("SELECT customer_id, id, status, total_cents, currency FROM orders WHERE id = :id FOR UPDATE"),
+            {"id": order_uuid},
+        )
+    ).one_or_none()
+    if order is None:
+        return None
+    ref = OrderRef(order.customer_id, str(order.id))
+    if event.type == "payment.succeeded":
+        if event.amount_cents != order.total_cents or event.currency.upper() != order.currency.strip():
+            await _finish(session, event.id, "review", "amount_mismatch")
+            return Applied("amount_mismatch")
+        if order.status == OrderStatus.PENDING:
+            await session.execute(
+                text("UPDATE orders SET status = 'PAID', paid_at = now() WHERE customer_id = :cid AND id = :id "
+                     "AND status = 'PENDING'"),
+                {"cid": order.customer_id, "id": order.id},
+            )
+            await _finish(session, event.id, "applied", "paid")
+            return Applied("paid", paid=ref)
+        if order.status == OrderStatus.CANCELLED:
+            await session.execute(
+                text("UPDATE orders SET needs_refund = true WHERE customer_id = :cid AND id = :id"),
+                {"cid": order.customer_id, "id": order.id},
+            )
+            await _finish(session, event.id, "applied", "refund_needed")
+            return Applied("refund_needed")
+        await _finish(session, event.id, "applied", "already_paid")
+        return Applied("already_paid")
+    won = (
+        await cancel_in_session(backends, session, [ref], CancelReason.PAYMENT_FAILED)
+        if order.status == OrderStatus.PENDING
+        else []
+    )
+    outcome = "cancelled" if won else "ignored"
+    await _finish(session, event.id, "applied", outcome)
+    return Applied(outcome, released=won)
+
+
+async def _finish(session: AsyncSession, event_id: str, state: str, outcome: str) -> None:
+    await session.execute(
+        text("UPDATE payment_events SET state = :state, outcome = :outcome, applied_at = now() WHERE id = :id"),
+        {"state": state, "outcome": outcome, "id": event_id},
+    )
+
+
+async def _lock_event(session: AsyncSession, event_id: str) -> Any:
+    return (
+        await session.execute(
+            text(
+                "SELECT id, type, order_id, amount_cents, currency FROM payment_events "
+                "WHERE id = :id AND state IN ('received', 'waiting') FOR UPDATE"
+            ),
+            {"id": event_id},
+        )
+    ).one_or_none()
+
+
+async def event_order_id(sessions: async_sessionmaker[AsyncSession], event_id: str) -> str | None:
+    """The order a stored event is for (as the provider sent it); None for an unknown event."""
+    async with sessions() as session:
+        return (
+            await session.execute(text("SELECT order_id FROM payment_events WHERE id = :id"), {"id": event_id})
+        ).scalar_one_or_none()
+
+
+async def apply_stored_event(backends: Backends, event_id: str) -> str:
+    """Apply a stored event to its persisted order; returns its outcome ('waiting' when the order is
+    not in PostgreSQL, 'already_applied' when someone else applied it first)."""
+    async with backends.sessions() as session:
+        async with session.begin():
+            locked = await _lock_event(session, event_id)
+            if locked is None:
+                return "already_applied"
+            applied = await _apply_in_session(backends, session, locked)
+            if applied is None:
+                await session.execute(
+                    text("UPDATE payment_events SET state = 'waiting' WHERE id = :id"), {"id": event_id}
+                )
+                return "waiting"
+    if applied.paid is not None:
+        await publish_status(backends, applied.paid, OrderStatus.PAID)
+    await publish_released(backends, applied.released)
+    return applied.outcome
+
+
+async def apply_waiting_for_orders(
+    backends: Backends, session: AsyncSession, order_ids: Sequence[str]
+) -> tuple[list[OrderRef], list[Released]]:
+    """Inside the persistence transaction: apply events that arrived before these orders were
+    persisted. Returns orders that became PAID and cancellations, for after the commit."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT id, type, order_id, amount_cents, currency FROM payment_events "
+                "WHERE order_id = ANY(:ids) AND state IN ('received', 'waiting') ORDER BY received_at FOR UPDATE"
+            ),
+            {"ids": list(order_ids)},
+        )
+    ).all()
+    paid: list[OrderRef] = []
+    released: list[Released] = []
+    for row in rows:
+        applied = await _apply_in_session(backends, session, row)
+        if applied is not None:
+            if applied.paid is not None:
+                paid.append(applied.paid)
+            released += applied.released
+    return paid, released
+
+
+async def open_event_ids(sessions: async_sessionmaker[AsyncSession], older_than_seconds: int,
+                         limit: int = 500) -> list[str]:
+    """Events not applied yet (their job was lost, or their order was not there), oldest first."""
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT id FROM payment_events WHERE state IN ('received', 'waiting') "
+                "AND received_at < now() - make_interval(secs => :age) ORDER BY received_at LIMIT :limit"
+            ),
+            {"age": older_than_seconds, "limit": limit},
+        )
+        return [row.id for row in rows]

@@ -1,0 +1,417 @@
+"""The Lua scripts of db/lua as typed calls: named arguments in, a dataclass or a domain error out.
+
+Nobody else packs KEYS and ARGV or reads a script's raw reply. Every script starts with `#!lua`
+(so Redis 7+/Valkey refuses a key it did not declare, instead of working by luck on one node),
+is loaded once per client and called by SHA, and answers by one convention: a table whose first
+element is a status word, 'OK' or the name of a refusal, followed by that status' values.
+Key names come from db.keys, channels too, and every TTL is an argument, so no figure is written
+twice. A shared step (emptying a cart) lives in db/lua/lib and is put into a script where it
+says `--#include NAME`.
+
+Errors raised here:
+
+    RushcartError (db.errors)        a refusal the caller passes on to the client
+    StateMissing                     Redis lacks state the script needs; load it and call again
+    ├── AllowanceMissing             the customer's allowance hash
+    ├── CartMissing                  a cart hash
+    └── StockMissing (product_id)    a stock counter or a product's sale facts
+    CartChanged                      checkout's cart changed since it was read; read it again
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+
+from db import keys
+from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLimitExceeded
+from db.values import as_text
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+_INCLUDE = re.compile(r"^--#include (\w+)$", re.MULTILINE)
+
+
+@cache
+def source(name: str) -> str:
+    """A script's text with its `--#include` lines replaced by the library files they name."""
+    text = (LUA_DIR / f"{name}.lua").read_text()
+    if not text.startswith("#!lua"):
+        raise ValueError(f"db/lua/{name}.lua must start with a #!lua line")
+    return _INCLUDE.sub(lambda m: (LUA_DIR / "lib" / f"{m.group(1)}.lua").read_text().rstrip("\n"), text)
+
+
+def script_names() -> list[str]:
+    return sorted(path.stem for path in LUA_DIR.glob("*.lua"))
+
+
+class StateMissing(Exception):
+    """Redis lacks state a script needs (restart, flush, expiry); the caller loads it and retries."""
+
+
+class AllowanceMissing(StateMissing):
+    pass
+
+
+class CartMissing(StateMissing):
+    pass
+
+
+class StockMissing(StateMissing):
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"no stock counter or sale facts for product {product_id}")
+        self.product_id = product_id
+
+
+class CartChanged(Exception):
+    """The cart changed between reading it and reserving it; the caller reads it again."""
+
+
+@dataclass(frozen=True)
+class ReserveLine:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CheckoutCart:
+    """Checkout passes the cart it read, so the script can refuse if the cart changed since."""
+
+    owner: str
+    version: int
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A new order: every line reserved, the record written, the id queued for persistence."""
+
+    total_cents: int
+    currency: str
+    lines: list[tuple[int, int, int]]  # product id, quantity, unit price (cents)
+    enqueue_persistence: bool  # no persistence job was pending: the caller enqueues one
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The idempotency key already made this order."""
+
+    order_id: str
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    guest_lines: int
+    lines_added: int
+    lines_combined: int
+    lines_capped: list[int]
+
+
+@dataclass(frozen=True)
+class ReleaseLine:
+    """A cancelled line going back to its counter, unless the counter was rebuilt since `epoch`."""
+
+    product_id: int
+    quantity: int
+    epoch: str
+
+
+@dataclass(frozen=True)
+class PersistedOrder:
+    """What finishing a persisted order in Redis needs: its holds to drop."""
+
+    order_id: str
+    customer_id: int
+    lines: Sequence[tuple[int, int]]  # product id, quantity
+
+
+def _reply(raw: Any) -> tuple[str, list[Any]]:
+    return as_text(raw[0]), list(raw[1:])
+
+
+def _unexpected(script: str, status: str) -> RuntimeError:
+    return RuntimeError(f"{script} answered {status}")
+
+
+class Scripts:
+    """Every script of db/lua bound to one asyncio Redis client.
+
+    redis-py's Script objects send EVALSHA and load the script again after a Redis restart
+    (NOSCRIPT), so the source is never resent on the hot path.
+    """
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(source(name)) for name in script_names()
+        }
+
+    async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> tuple[str, list[Any]]:
+        return _reply(await self._scripts[name](keys=list(keys_), args=list(args)))
+
+    # Orders ----------------------------------------------------------------------------------
+
+    async def order_reserve(
+        self,
+        *,
+        customer_id: int,
+        order_id: str,
+        idempotency_key: str,
+        fingerprint: str,
+        lines: Sequence[ReserveLine],
+        now_ms: int,
+        expires_ms: int,
+        idempotency_ttl_seconds: int,
+        allowance_ttl_seconds: int,
+        persist_flag_ms: int,
+        max_total_cents: int,
+        cart: CheckoutCart | None = None,
+    ) -> Reserved | Replayed:
+        """Reserve every line or none (db/lua/order_reserve.lua)."""
+        script_keys = [
+            keys.idempotency(customer_id, idempotency_key),
+            keys.allowance(customer_id),
+            keys.ORDERS_TO_PERSIST,
+            keys.PERSIST_PENDING,
+            keys.order(order_id),
+            keys.orders_inflight(customer_id),
+            keys.CARTS_DIRTY,
+        ]
+        args: list[Any] = [
+            customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
+            allowance_ttl_seconds, persist_flag_ms, keys.order_channel(order_id),
+            "" if cart is None else cart.version, "" if cart is None else cart.owner,
+            0 if cart is None else cart.ttl_seconds, max_total_cents, len(lines),
+        ]
+        for line in lines:
+            pid = line.product_id
+            script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid)]
+            args += [pid, line.quantity, keys.stock_channel(pid)]
+        if cart is not None:
+            script_keys.append(keys.cart(cart.owner))
+        status, values = await self._run("order_reserve", script_keys, args)
+        if status == "OK":
+            total, currency, enqueue, lines_json = values
+            return Reserved(
+                total_cents=int(total),
+                currency=as_text(currency),
+                lines=[(int(p), int(q), int(u)) for p, q, u in json.loads(as_text(lines_json))],
+                enqueue_persistence=int(enqueue) == 1,
+            )
+        if status == "REPLAY":
+            return Replayed(as_text(values[0]))
+        if status == "IDEM_MISMATCH":
+            raise IdempotencyKeyReused()
+        if status == "NO_ALLOWANCE":
+            raise AllowanceMissing()
+        if status == "MISSING":
+            raise StockMissing(int(as_text(values[0])))
+        if status == "CART_CHANGED":
+            raise CartChanged()
+        if status == "OUT_OF_STOCK":
+            pid, left = int(as_text(values[0])), int(values[1])
+            raise OutOfStock(f"only {left} left of product {pid}", product_id=pid, available=left)
+        if status == "LIMIT":
+            pid, left = int(as_text(values[0])), int(values[1])
+            raise PurchaseLimitExceeded(f"you may buy {left} more of product {pid}", product_id=pid, available=left)
+        if status == "CURRENCY":
+            raise InvalidInput("all lines of an order must share one currency", field="lines",
+                               product_id=int(as_text(values[0])))
+        if status == "TOO_LARGE":
+            raise InvalidInput(f"an order's total may be at most {max_total_cents} cents; this one is "
+                               f"{int(values[0])}", field="lines")
+        raise _unexpected("order_reserve", status)
+
+    async def order_status(
+        self,
+        *,
+        order_id: str,
+        customer_id: int,
+        status: str,
+        cancel_reason: str | None,
+        at_ms: int,
+        released: Sequence[ReleaseLine] = (),
+    ) -> None:
+        """Mirror a committed status change into Redis and publish it (db/lua/order_status.lua)."""
+        pids = [line.product_id for line in released]
+        args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id)]
+        for line in released:
+            args += [line.product_id, line.quantity, line.epoch, keys.stock_channel(line.product_id)]
+        reply, _ = await self._run(
+            "order_status",
+            [keys.order(order_id), keys.allowance(customer_id), *map(keys.stock, pids), *map(keys.stock_epoch, pids)],
+            args,
+        )
+        if reply != "OK":
+            raise _unexpected("order_status", reply)
+
+    async def orders_read(self, order_ids: Sequence[str]) -> list[dict[str, str] | None]:
+        """The orders' Redis records in one reply; None for an id without one."""
+        if not order_ids:
+            return []
+        status, records = await self._run("orders_read", [keys.order(oid) for oid in order_ids], [])
+        if status != "OK":
+            raise _unexpected("orders_read", status)
+        return [
+            {as_text(k): as_text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)} if flat else None
+            for flat in records
+        ]
+
+    async def orders_persisted(self, orders: Sequence[PersistedOrder], status_cache_seconds: int) -> int:
+        """After the commit: drop the orders' holds and to-persist entries, once each. Returns how
+        many this call finished (a second call, or one after a crash, finishes none)."""
+        if not orders:
+            return 0
+        script_keys: list[str] = [keys.ORDERS_TO_PERSIST]
+        args: list[Any] = [status_cache_seconds]
+        for order in orders:
+            script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
+                            *[keys.stock_held(pid) for pid, _ in order.lines]]
+            args += [order.order_id, len(order.lines), *[qty for _, qty in order.lines]]
+        status, values = await self._run("orders_persisted", script_keys, args)
+        if status != "OK":
+            raise _unexpected("orders_persisted", status)
+        return int(values[0])
+
+    async def allowance_load(self, customer_id: int, units: Mapping[int, int], ttl_seconds: int) -> bool:
+        """Create the customer's allowance hash unless it exists; True when this call created it."""
+        args: list[Any] = [ttl_seconds]
+        for pid, qty in units.items():
+            args += [pid, qty]
+        status, values = await self._run("allowance_load", [keys.allowance(customer_id)], args)
+        if status != "OK":
+            raise _unexpected("allowance_load", status)
+        return int(values[0]) == 1
+
+    # Stock -----------------------------------------------------------------------------------
+
+    async def stock_adjust(self, product_id: int, delta: int, epoch: str | None) -> int | None:
+        """Add `delta` to the counter and publish it; None when the counter is missing or (with an
+        `epoch`) was rebuilt since. A result below zero is refused with InvalidInput."""
+        status, values = await self._run(
+            "stock_adjust",
+            [keys.stock(product_id), keys.stock_epoch(product_id)],
+            [delta, product_id, epoch or "", keys.stock_channel(product_id)],
+        )
+        if status == "OK":
+            return int(values[0])
+        if status in ("MISSING", "STALE"):
+            return None
+        if status == "NEGATIVE":
+            left = int(values[0])
+            raise InvalidInput(f"only {left} units are not held by orders; cannot write off {-delta}",
+                               field="delta", product_id=product_id, available=left)
+        raise _unexpected("stock_adjust", status)
+
+    async def stock_rebuild(
+        self, product_id: int, *, stock: int, held: int, price_cents: int, currency: str, limit: str
+    ) -> int:
+        """Create a missing counter (stock - held) and refresh the sale facts; returns the counter."""
+        status, values = await self._run(
+            "stock_rebuild",
+            [keys.stock(product_id), keys.product_info(product_id), keys.stock_epoch(product_id)],
+            [stock, held, price_cents, currency, limit],
+        )
+        if status != "OK":
+            raise _unexpected("stock_rebuild", status)
+        return int(values[0])
+
+    async def stock_reconcile(self, product_id: int, *, stock: int, drift_memory_seconds: int,
+                              min_gap_ms: int) -> int:
+        """Repair the counter if the same drift was seen `min_gap_ms` earlier; returns the drift repaired."""
+        status, values = await self._run(
+            "stock_reconcile",
+            [keys.stock(product_id), keys.stock_held(product_id), keys.stock_drift(product_id),
+             keys.stock_epoch(product_id)],
+            [stock, product_id, drift_memory_seconds, min_gap_ms, keys.stock_channel(product_id)],
+        )
+        if status != "OK":
+            raise _unexpected("stock_reconcile", status)
+        return int(values[0])
+
+    # Rate limits -----------------------------------------------------------------------------
+
+    async def ratelimit_take(self, counters: Sequence[tuple[str, int]], window_seconds: int) -> tuple[int, int] | None:
+        """Count one attempt on every (key, limit) at once; None when all were within their limits,
+        else (index of the first counter at its limit, seconds until it resets) and nothing counted."""
+        status, values = await self._run(
+            "ratelimit_take", [key for key, _ in counters], [window_seconds, *[limit for _, limit in counters]]
+        )
+        if status == "OK":
+            return None
+        if status == "LIMITED":
+            return int(values[0]) - 1, int(values[1])
+        raise _unexpected("ratelimit_take", status)
+
+    async def ratelimit_give_back(self, keys_: Sequence[str], clear: Sequence[bool]) -> None:
+        """Give back one counted attempt on each key (or clear it), never going below zero."""
+        status, _ = await self._run("ratelimit_give_back", keys_, ["1" if c else "0" for c in clear])
+        if status != "OK":
+            raise _unexpected("ratelimit_give_back", status)
+
+    # Carts -----------------------------------------------------------------------------------
+
+    async def cart_change(
+        self, owner: str, op: str, product_id: int, quantity: int, *, now_ms: int, ttl_seconds: int,
+        max_units: int, max_lines: int,
+    ) -> list[Any]:
+        """Apply one change to a cart; returns the cart's hash after it, flat (field, value, ...)."""
+        status, values = await self._run(
+            "cart_change",
+            [keys.cart(owner), keys.CARTS_DIRTY],
+            [op, product_id, quantity, max_units, max_lines, now_ms, ttl_seconds, owner],
+        )
+        if status == "OK":
+            return values
+        if status == "MISSING":
+            raise CartMissing()
+        if status == "LINE_LIMIT":
+            current = int(as_text(values[0]))
+            raise InvalidInput(f"a cart line holds at most {max_units} units; this one has {current}",
+                               field="quantity", product_id=product_id)
+        if status == "CART_LIMIT":
+            raise InvalidInput(f"a cart holds at most {max_lines} lines", field="productId", product_id=product_id)
+        raise _unexpected("cart_change", status)
+
+    async def cart_merge(
+        self, guest: str, customer: str, strategy: str, *, now_ms: int, guest_ttl_seconds: int,
+        customer_ttl_seconds: int, max_units: int, max_lines: int,
+    ) -> MergeCounts:
+        status, values = await self._run(
+            "cart_merge",
+            [keys.cart(guest), keys.cart(customer), keys.CARTS_DIRTY],
+            [strategy, max_units, max_lines, now_ms, customer_ttl_seconds, guest_ttl_seconds, guest, customer],
+        )
+        if status == "MISSING":
+            raise CartMissing()
+        if status != "OK":
+            raise _unexpected("cart_merge", status)
+        return MergeCounts(
+            guest_lines=int(values[0]),
+            lines_added=int(values[1]),
+            lines_combined=int(values[2]),
+            lines_capped=[int(as_text(pid)) for pid in values[3:]],
+        )
+
+    async def cart_restore(self, owner: str, lines: Mapping[int, int], *, updated_ms: int, ttl_seconds: int) -> bool:
+        """Put a cart read from PostgreSQL into Redis unless it is there; True when this call did."""
+        args: list[Any] = [ttl_seconds, updated_ms]
+        for pid, qty in sorted(lines.items()):
+            args += [pid, qty]
+        status, values = await self._run("cart_restore", [keys.cart(owner)], args)
+        if status != "OK":
+            raise _unexpected("cart_restore", status)
+        return int(values[0]) == 1
+
+    async def cart_flushed(self, pipe: Pipeline, owner: str, version: int) -> None:
+        """Queue on `pipe`: clear the owner's dirty mark unless the cart changed after `version`."""
+        await self._scripts["cart_flushed"](keys=[keys.cart(owner), keys.CARTS_DIRTY], args=[owner, version],
+                                            client=pipe)

@@ -1,0 +1,1 @@
+"""RQ job functions and the periodic schedule. Jobs reach data through db/ only."""

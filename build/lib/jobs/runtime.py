@@ -1,0 +1,84 @@
+"""What a job runs on inside a worker process: one event loop, engine and Redis client.
+
+Workers are RQ SimpleWorkers (no fork per job), so these live as long as the worker and a job
+pays no connection set-up. The worker command calls `configure` before it starts working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.backends import Backends, redis_client
+from db.carts import CartTTLs
+from db.engine import make_engine, make_sessionmaker
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    database_url: str
+    redis_url: str
+    persist_batch_size: int = 500
+    guest_cart_ttl_days: int = 30
+    customer_cart_ttl_days: int = 90
+
+    @classmethod
+    def from_env(cls) -> JobConfig:
+        return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])
+
+    @property
+    def cart_ttls(self) -> CartTTLs:
+        return CartTTLs(self.guest_cart_ttl_days * 86400, self.customer_cart_ttl_days * 86400)
+
+
+class Runtime:
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2)
+        self.backends = Backends.of(redis_client(config.redis_url, max_connections=16), make_sessionmaker(self.engine))
+
+    def close(self) -> None:
+        async def _close() -> None:
+            await self.backends.redis.aclose()
+            await self.engine.dispose()
+
+        self.loop.run_until_complete(_close())
+        self.loop.close()
+
+
+_runtime: Runtime | None = None
+T = TypeVar("T")
+
+
+def configure(config: JobConfig) -> Runtime:
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+    _runtime = Runtime(config)
+    return _runtime
+
+
+def current() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(JobConfig.from_env())
+    return _runtime
+
+
+def run(body: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run an async job body on the worker's loop."""
+    rt = current()
+    return rt.loop.run_until_complete(body(rt))
+
+
+def shutdown() -> None:
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+        _runtime = None

@@ -1,0 +1,111 @@
+"""Process-wide resources: created in the lifespan, closed there."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import keys
+from db.accounts import Accounts, SignInLimits
+from db.backends import Backends, redis_client
+from db.carts import CartStore, CartTTLs
+from db.catalog import Catalog
+from db.engine import make_engine, make_sessionmaker
+from db.events import EventHub
+from db.orders import Orders
+from db.session_ids import SessionIds
+from db.stock import StockCounters
+from jobs.enqueue import JobEnqueuer
+from server.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Created once per process in the server's lifespan and closed there. Resolvers see it through
+    resolvers.context.Services, the part of it they may use."""
+
+    engine: AsyncEngine
+    backends: Backends
+    cache: Redis
+    stock: StockCounters
+    catalog: Catalog
+    accounts: Accounts
+    carts: CartStore
+    orders: Orders
+    enqueuer: JobEnqueuer
+    events: EventHub
+    dev_mode: bool = False
+
+    @property
+    def redis(self) -> Redis:
+        return self.backends.redis
+
+
+def open_state(settings: Settings) -> AppState:
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    redis = redis_client(settings.redis_url)
+    backends = Backends.of(redis, make_sessionmaker(engine))
+    cache = (
+        redis_client(settings.cache_redis_url)
+        if settings.cache_redis_url and settings.cache_redis_url != settings.redis_url
+        else redis
+    )
+    stock = StockCounters(backends)
+    return AppState(
+        engine=engine,
+        backends=backends,
+        cache=cache,
+        stock=stock,
+        catalog=Catalog(backends.sessions, cache, stock, settings.product_cache_ttl_seconds),
+        accounts=Accounts(
+            backends,
+            settings.token_ttl_seconds,
+            SessionIds(settings.session_key, settings.session_ttl_seconds),
+            SignInLimits(
+                per_account_and_client=settings.login_attempts_per_window,
+                per_client=settings.login_attempts_per_client,
+                per_account=settings.login_attempts_per_account,
+                window_seconds=settings.login_window_seconds,
+                session_starts_per_client_per_minute=settings.session_starts_per_minute,
+            ),
+        ),
+        carts=CartStore(
+            backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
+        ),
+        orders=Orders(backends, stock, settings.order_payment_ttl_seconds),
+        enqueuer=JobEnqueuer(settings.redis_url),
+        events=EventHub(redis),
+        dev_mode=settings.dev,
+    )
+
+
+async def warm_state(state: AppState) -> None:
+    """Start-up work that would otherwise land on the first requests."""
+    await asyncio.to_thread(state.enqueuer.warm)
+    state.events.watch(keys.TOKENS_CHANNEL, state.accounts.on_token_event)
+    await state.events.start()
+
+
+async def close_state(state: AppState) -> None:
+    await state.events.close()
+    state.enqueuer.close()
+    if state.cache is not state.redis:
+        await state.cache.aclose()
+    await state.redis.aclose()
+    await state.engine.dispose()
+
+
+def freeze_startup_heap() -> None:
+    """Move what start-up built (schema, plans, modules, pools) out of the garbage collector's view.
+
+    Those objects live as long as the process; left in the oldest generation, every full
+    collection walks all of them. Under load, requests in flight survive young collections and
+    trigger full ones often: freezing cut the API's CPU per order by about a third at 32
+    concurrent requests per process (`make bench`, "API server CPU per request").
+    """
+    gc.collect()
+    gc.freeze()
