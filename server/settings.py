@@ -89,6 +89,11 @@ class Settings:
     # Empty: commands find a running `rushcart dev` and call it where it listens (server.services).
     public_base_url: str = ""
     cors_origins: tuple[str, ...] = ()
+    # WebSocket permessage-deflate: halves bytes on the wire for clients that offer it, but costs
+    # ~50 KB of zlib state per connection and CPU per message; off unless bandwidth is dearer.
+    ws_deflate: bool = False
+    # Seconds a WebSocket may stay open without connection_init (both protocols).
+    ws_init_timeout_seconds: int = 10
     secret_generated: bool = field(default=False, compare=False)
 
     @property
@@ -174,6 +179,8 @@ class Settings:
             trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             public_base_url=env.get("PUBLIC_BASE_URL", ""),
             cors_origins=_origins(env, "CORS_ORIGINS"),
+            ws_deflate=_bool(env, "WS_DEFLATE", False),
+            ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 10, 1),
         )
 
 

@@ -10,8 +10,9 @@
 -- ARGV[6..] per line (CANCELLED only): product id, quantity, epoch read in the transaction
 -- ('' = none yet), the product's stock channel
 -- Returns {'OK'}.
-local t = redis.call('TIME')
-local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- The event's time is the one stored with the change (PostgreSQL's, to the millisecond), so a
+-- client sees the same `at` live and on a re-subscribe.
+local at = tonumber(ARGV[4]) / 1000
 local n = (#KEYS - 2) / 2
 if ARGV[2] == 'CANCELLED' then
   for i = 1, n do
