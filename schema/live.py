@@ -11,7 +11,7 @@ change. Here both happen once per distinct (operation, variables, event):
 - `LiveExecutor`, the schema's executor class (graphql-core's `executor_class` hook, passed
   through Strawberry's public `execution_context_class`; it extends Strawberry's own), executes
   such an event as graphql-core would, with `value` as the root value, keeps the result in a
-  small cache keyed by the operation's node, its coerced variables and `key`, and gives the next
+  small cache keyed by the schema, the operation's node, its coerced variables and `key`, and gives the next
   subscriber a copy of it.
 - The result's `data` is a `SharedData` dict that remembers its encoded form, so the view's
   `encode_json` (server.graphql_view) writes `{"data": ...}` once and splices it into each
@@ -31,7 +31,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import ExecutionResult, Executor, OperationDefinitionNode
+from graphql import ExecutionResult, Executor, GraphQLSchema, OperationDefinitionNode
 from graphql.pyutils import is_awaitable
 
 from schema.strawberry_internals import StrawberryExecutor
@@ -81,24 +81,30 @@ def encode_message(message: dict[str, Any], dumps: Callable[[Any], str] = _dumps
     ) + "}"
 
 
+# Parsed documents are shared by every schema of the process (Strawberry's ParserCache is), so
+# the schema is part of the key: (schema, operation node, coerced variables, event key).
+_Key = tuple[int, int, str, Hashable]
+
+
 class _Results:
     def __init__(self, size: int) -> None:
         self._size = size
-        # key -> (the operation node, kept so its id cannot be reused while cached; the result)
-        self._entries: OrderedDict[tuple[int, str, Hashable], tuple[OperationDefinitionNode, ExecutionResult]] = (
+        # key -> (the schema and the operation node, kept so that their ids cannot be reused while
+        # cached; the result)
+        self._entries: OrderedDict[_Key, tuple[GraphQLSchema, OperationDefinitionNode, ExecutionResult]] = (
             OrderedDict()
         )
 
-    def get(self, key: tuple[int, str, Hashable], operation: OperationDefinitionNode) -> ExecutionResult | None:
+    def get(self, key: _Key, schema: GraphQLSchema, operation: OperationDefinitionNode) -> ExecutionResult | None:
         entry = self._entries.get(key)
-        if entry is None or entry[0] is not operation:
+        if entry is None or entry[0] is not schema or entry[1] is not operation:
             return None
-        return entry[1]
+        return entry[2]
 
-    def put(self, key: tuple[int, str, Hashable], operation: OperationDefinitionNode,
+    def put(self, key: _Key, schema: GraphQLSchema, operation: OperationDefinitionNode,
             result: ExecutionResult) -> ExecutionResult:
         shared = ExecutionResult(SharedData(result.data) if result.data is not None else None, result.errors)
-        self._entries[key] = (operation, shared)
+        self._entries[key] = (schema, operation, shared)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
         return shared
@@ -128,17 +134,17 @@ class LiveExecutor(StrawberryExecutor):
         event = self.root_value
         if not isinstance(event, Shared):
             return super().execute_operation(serially)
-        operation = self.operation
-        key = (id(operation), self._live_variables or "", event.key)
-        cached = RESULTS.get(key, operation)
+        schema, operation = self.schema, self.operation
+        key = (id(schema), id(operation), self._live_variables or "", event.key)
+        cached = RESULTS.get(key, schema, operation)
         if cached is not None:
             return _copy(cached)
         result = super().build_per_event_executor(event.value).execute_operation(serially)
         if is_awaitable(result):
-            return self._cache_later(key, operation, result)
+            return self._cache_later(key, schema, operation, result)
         assert isinstance(result, ExecutionResult)  # a subscription event is never incremental
-        return _copy(RESULTS.put(key, operation, result))
+        return _copy(RESULTS.put(key, schema, operation, result))
 
-    async def _cache_later(self, key: tuple[int, str, Hashable], operation: OperationDefinitionNode,
+    async def _cache_later(self, key: _Key, schema: GraphQLSchema, operation: OperationDefinitionNode,
                            pending: Any) -> ExecutionResult:
-        return _copy(RESULTS.put(key, operation, await pending))
+        return _copy(RESULTS.put(key, schema, operation, await pending))
