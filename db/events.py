@@ -46,7 +46,7 @@ RESYNC: dict[str, Any] = {"resync": True}
 REVOKED: dict[str, Any] = {"revoked": True}
 # Listeners woken per turn of the event loop. Each wakes one subscriber's step (a few tens of µs),
 # so a purchase on the same process waits at most a few ms behind a crowd's delivery.
-FANOUT_BATCH = 64
+FANOUT_BATCH = 16
 
 
 class Listener:
