@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,8 @@ class Accounts:
         self._limits = limits
         # token key -> (viewer, valid until): saves a Redis round trip on every signed-in request.
         self._token_cache: dict[str, tuple[Viewer, float]] = {}
+        # token key -> callbacks of open subscriptions made with that token (see on_revoked).
+        self._revocation_callbacks: dict[str, set[Callable[[], None]]] = {}
 
     @property
     def session_ttl_seconds(self) -> int:
@@ -193,8 +196,29 @@ class Accounts:
         """Revocations published by any process; None (events may be lost) drops the whole cache."""
         if event is None:
             self._token_cache.clear()
+            # Any of them may have been revoked meanwhile: each callback's owner checks again.
+            callbacks = [c for group in self._revocation_callbacks.values() for c in group]
         else:
-            self._token_cache.pop(str(event.get("revoked")), None)
+            key = str(event.get("revoked"))
+            self._token_cache.pop(key, None)
+            callbacks = list(self._revocation_callbacks.get(key, ()))
+        for callback in callbacks:
+            callback()
+
+    def on_revoked(self, token: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` when `token` may have been revoked (confirm with resolve_token: a lost
+        event stream calls every callback). Returns the function that stops watching."""
+        key = keys.token(token)
+        self._revocation_callbacks.setdefault(key, set()).add(callback)
+
+        def stop() -> None:
+            group = self._revocation_callbacks.get(key)
+            if group is not None:
+                group.discard(callback)
+                if not group:
+                    del self._revocation_callbacks[key]
+
+        return stop
 
     async def start_session(self, client: str | None = None) -> str:
         """A new guest session id; each client address may start a bounded number a minute."""

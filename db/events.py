@@ -3,13 +3,22 @@
 Message format (JSON on Redis pub/sub):
     events:order:{oid}   {"orderId": str, "status": "PENDING"|"PAID"|"CANCELLED", "cancelReason": str?, "at": float}
     events:stock:{pid}   {"productId": str, "available": int, "at": float}
-`at` is seconds since the epoch, read from Redis' clock inside the script that made the change.
+`at` is seconds since the epoch: for a status change the time PostgreSQL committed it (the value
+stored in the order's row), for a stock change Redis' clock inside the script that made it.
 
 An EventHub holds one Redis pub/sub connection per process. It subscribes to a channel when
 its first local listener arrives and unsubscribes when the last one leaves, so a thousand
 idle subscribers cost one Redis connection. Each listener has a bounded buffer: a consumer
 that cannot keep up loses the oldest events (and is told to re-read the current state)
 rather than growing memory.
+
+Fan-out never holds up the rest of the process. Waking a listener schedules its subscriber's
+work on the event loop; waking ten thousand at once would queue ten thousand steps ahead of a
+purchase that arrives a moment later. A channel with more than FANOUT_BATCH listeners is
+therefore delivered by one background task, FANOUT_BATCH listeners per turn of the loop, so
+other work interleaves with a crowd's delivery. A channel may also be conflated: its listeners
+then get at most one event per `min_interval`, the newest, decided once for all of them (stock
+figures during a sale: the crowd wants the latest number, not every step).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,26 +42,39 @@ log = logging.getLogger("rushcart.events")
 
 HUB_CHANNEL = "events:hub"  # always subscribed, so the reader has a connection to wait on
 RESYNC: dict[str, Any] = {"resync": True}
+# Pushed to a listener whose subscriber's token may have been revoked (see Accounts.on_revoked).
+REVOKED: dict[str, Any] = {"revoked": True}
+# Listeners woken per turn of the event loop. Each wakes one subscriber's step (a few tens of µs),
+# so a purchase on the same process waits at most a few ms behind a crowd's delivery.
+FANOUT_BATCH = 16
 
 
 class Listener:
+    # Thousands live per process for hours: no per-instance dict, no asyncio.Event (a deque each).
+    __slots__ = ("_events", "_waiter", "channel", "hub")
+
     def __init__(self, hub: EventHub, channel: str, buffer: int) -> None:
         self.hub = hub
         self.channel = channel
         self._events: deque[dict[str, Any]] = deque(maxlen=buffer)
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def push(self, event: dict[str, Any]) -> None:
         if len(self._events) == self._events.maxlen:
             self._events.clear()
             self._events.append(RESYNC)
         self._events.append(event)
-        self._ready.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def get(self) -> dict[str, Any]:
         while not self._events:
-            self._ready.clear()
-            await self._ready.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         return self._events.popleft()
 
     def drain(self) -> list[dict[str, Any]]:
@@ -63,16 +86,34 @@ class Listener:
         return len(self._events)
 
 
+class _Channel:
+    """One subscribed channel: its listeners and, when conflated, the event held back."""
+
+    __slots__ = ("held", "last_sent", "listeners", "min_interval", "timer")
+
+    def __init__(self, min_interval: float) -> None:
+        self.listeners: set[Listener] = set()
+        self.min_interval = min_interval
+        self.last_sent = 0.0
+        self.held: dict[str, Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class EventHub:
-    def __init__(self, redis: Redis, buffer: int = 64) -> None:
+    def __init__(self, redis: Redis, buffer: int = 64, batch: int = FANOUT_BATCH) -> None:
         self._redis = redis
         self._buffer = buffer
+        self._batch = batch
         self._pubsub: PubSub = redis.pubsub()
-        self._listeners: dict[str, set[Listener]] = {}
+        self._channels: dict[str, _Channel] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._watchers: dict[str, list[Callable[[dict[str, Any] | None], None]]] = {}
+        # Deliveries too large to make at once, in arrival order; one task works through them.
+        self._outbox: deque[tuple[list[Listener], dict[str, Any]]] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._fanout_task: asyncio.Task[None] | None = None
 
     def watch(self, channel: str, callback: Callable[[dict[str, Any] | None], None]) -> None:
         """Call `callback(event)` for every event on `channel` for the life of the hub, and
@@ -81,26 +122,36 @@ class EventHub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(v) for v in self._listeners.values())
+        return sum(len(c.listeners) for c in self._channels.values())
 
     async def start(self) -> None:
         await self._pubsub.subscribe(HUB_CHANNEL, *self._watchers)
         self._task = asyncio.create_task(self._read(), name="rushcart-event-hub")
+        self._fanout_task = asyncio.create_task(self._fan_out(), name="rushcart-event-fanout")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._fanout_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for channel in self._channels.values():
+            if channel.timer is not None:
+                channel.timer.cancel()
         await self._pubsub.aclose()
 
-    async def listen(self, channel: str) -> Listener:
-        """A listener on `channel`, returned once Redis has confirmed the subscription."""
+    async def listen(self, channel: str, min_interval: float = 0.0) -> Listener:
+        """A listener on `channel`, returned once Redis has confirmed the subscription.
+
+        `min_interval` (seconds) conflates the channel: set by its first listener, it holds for all.
+        """
         listener = Listener(self, channel, self._buffer)
         async with self._lock:
-            listeners = self._listeners.setdefault(channel, set())
-            listeners.add(listener)
-            if len(listeners) == 1:
+            state = self._channels.get(channel)
+            if state is None:
+                state = self._channels[channel] = _Channel(min_interval)
+            state.listeners.add(listener)
+            if len(state.listeners) == 1:
                 self._confirmed[channel] = asyncio.get_running_loop().create_future()
                 await self._pubsub.subscribe(channel)
             confirmed = self._confirmed.get(channel)
@@ -114,15 +165,62 @@ class EventHub:
 
     async def forget(self, listener: Listener) -> None:
         async with self._lock:
-            listeners = self._listeners.get(listener.channel)
-            if listeners is None:
+            state = self._channels.get(listener.channel)
+            if state is None:
                 return
-            listeners.discard(listener)
-            if not listeners:
-                del self._listeners[listener.channel]
+            state.listeners.discard(listener)
+            if not state.listeners:
+                del self._channels[listener.channel]
+                if state.timer is not None:
+                    state.timer.cancel()
                 self._confirmed.pop(listener.channel, None)
                 with contextlib.suppress(redis.exceptions.RedisError):
                     await self._pubsub.unsubscribe(listener.channel)
+
+    def _deliver(self, state: _Channel, event: dict[str, Any]) -> None:
+        state.last_sent = time.monotonic()
+        if len(state.listeners) <= self._batch and not self._outbox:
+            for listener in state.listeners:
+                listener.push(event)
+            return
+        self._outbox.append((list(state.listeners), event))
+        self._outbox_ready.set()
+
+    def _release_held(self, state: _Channel) -> None:
+        state.timer = None
+        event, state.held = state.held, None
+        if event is not None and state.listeners:
+            self._deliver(state, event)
+
+    def _dispatch(self, channel: str, event: dict[str, Any]) -> None:
+        for callback in self._watchers.get(channel, ()):
+            callback(event)
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        if state.min_interval <= 0:
+            self._deliver(state, event)
+            return
+        # Conflated: the newest event waits out the interval since the last delivery.
+        state.held = event
+        if state.timer is None:
+            wait = state.last_sent + state.min_interval - time.monotonic()
+            if wait <= 0:
+                self._release_held(state)
+            else:
+                state.timer = asyncio.get_running_loop().call_later(wait, self._release_held, state)
+
+    async def _fan_out(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                listeners, event = self._outbox.popleft()
+                for start in range(0, len(listeners), self._batch):
+                    for listener in listeners[start:start + self._batch]:
+                        listener.push(event)
+                    # Let the woken subscribers and everything else queued run before the next batch.
+                    await asyncio.sleep(0)
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -138,8 +236,8 @@ class EventHub:
                 backoff = min(backoff * 2, 5.0)
                 # redis-py re-subscribes every channel on reconnect; events sent meanwhile are gone,
                 # so every listener re-reads the current state.
-                for listeners in list(self._listeners.values()):
-                    for listener in list(listeners):
+                for state in list(self._channels.values()):
+                    for listener in list(state.listeners):
                         listener.push(RESYNC)
                 for callbacks in self._watchers.values():
                     for callback in callbacks:
@@ -160,7 +258,4 @@ class EventHub:
             except (TypeError, ValueError):
                 log.error("dropping malformed event on %s: %r", channel, message["data"])
                 continue
-            for listener in list(self._listeners.get(channel, ())):
-                listener.push(event)
-            for callback in self._watchers.get(channel, ()):
-                callback(event)
+            self._dispatch(channel, event)

@@ -107,8 +107,8 @@ async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
             paid, released = await apply_waiting_for_orders(backends, session, [r.id for r in inserted])
 
     await finish_in_redis(backends, records)
-    for ref in paid:
-        await publish_status(backends, ref, OrderStatus.PAID)
+    for ref, at_ms in paid:
+        await publish_status(backends, ref, OrderStatus.PAID, at_ms=at_ms)
     await publish_released(backends, released)
     return len(inserted)
 

@@ -18,6 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from sqlalchemy import text
@@ -32,6 +33,7 @@ log = logging.getLogger("rushcart.transitions")
 
 # How long a committed change waits for Redis to come back before its Redis step is given up.
 MIRROR_RETRY_SECONDS = 30.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,16 @@ class Released:
     ref: OrderRef
     reason: CancelReason
     lines: list[ReleaseLine]
+    at_ms: int | None = None  # cancelled_at as stored
+
+
+# Stored change times are kept to the millisecond, the unit the Redis record and the events carry,
+# so a live event's `at` equals the stored one.
+STORED_NOW = "date_trunc('milliseconds', now())"
+
+
+def epoch_ms(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 async def publish_status(
@@ -55,13 +67,15 @@ async def publish_status(
     status: OrderStatus,
     reason: CancelReason | None = None,
     released: Sequence[ReleaseLine] = (),
+    at_ms: int | None = None,
 ) -> None:
-    """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it.
+    """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it,
+    stamped with the time stored in PostgreSQL (`at_ms`).
 
     The change is already final in PostgreSQL, so a Redis that is away for a moment (a restart, a
     failover) is waited for rather than given up on: the step is idempotent, and losing it would
     leave units and the buyer's allowance held until the reconciler noticed."""
-    at_ms = int(time.time() * 1000)
+    at_ms = int(time.time() * 1000) if at_ms is None else at_ms
     deadline = time.monotonic() + MIRROR_RETRY_SECONDS
     delay = 0.05
     while True:
@@ -81,7 +95,7 @@ async def publish_status(
 
 async def publish_released(backends: Backends, released: Sequence[Released]) -> None:
     for item in released:
-        await publish_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines)
+        await publish_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines, item.at_ms)
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
@@ -101,10 +115,10 @@ async def cancel_in_session(
     won = (
         await session.execute(
             text(
-                "UPDATE orders o SET status = 'CANCELLED', cancel_reason = :reason, cancelled_at = now() "
+                f"UPDATE orders o SET status = 'CANCELLED', cancel_reason = :reason, cancelled_at = {STORED_NOW} "
                 "FROM unnest(CAST(:cids AS bigint[]), CAST(:oids AS uuid[])) AS t(cid, oid) "
                 "WHERE o.customer_id = t.cid AND o.id = t.oid AND o.status = 'PENDING' "
-                "RETURNING o.customer_id, o.id"
+                "RETURNING o.customer_id, o.id, o.cancelled_at"
             ),
             {"reason": CancelReason(reason).value, "cids": [r.customer_id for r in refs],
              "oids": [r.order_id for r in refs]},
@@ -113,6 +127,7 @@ async def cancel_in_session(
     if not won:
         return []
     winners = [OrderRef(row.customer_id, str(row.id)) for row in won]
+    at_ms = {str(row.id): epoch_ms(row.cancelled_at) for row in won}
     items = await session.execute(
         text(
             "SELECT customer_id, order_id, product_id, quantity FROM order_items "
@@ -136,7 +151,8 @@ async def cancel_in_session(
     )
     epochs = await read_epochs(backends.redis, pids)
     return [
-        Released(ref, reason, [ReleaseLine(p, q, epochs[p]) for p, q in per_order[ref.order_id]])
+        Released(ref, reason, [ReleaseLine(p, q, epochs[p]) for p, q in per_order[ref.order_id]],
+                 at_ms[ref.order_id])
         for ref in winners
     ]
 

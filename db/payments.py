@@ -27,7 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.backends import Backends
 from db.enums import CancelReason, OrderStatus
-from db.order_transitions import OrderRef, Released, cancel_in_session, publish_released, publish_status
+from db.order_transitions import (
+    STORED_NOW,
+    OrderRef,
+    Released,
+    cancel_in_session,
+    epoch_ms,
+    publish_released,
+    publish_status,
+)
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed")
 
@@ -71,6 +79,7 @@ async def store_event(sessions: async_sessionmaker[AsyncSession], event: Payment
 class Applied:
     outcome: str
     paid: OrderRef | None = None  # published after commit
+    paid_at_ms: int | None = None  # paid_at as stored
     released: list[Released] = field(default_factory=list)  # mirrored into Redis after commit
 
 
@@ -95,13 +104,15 @@ async def _apply_in_session(backends: Backends, session: AsyncSession, event: An
             await _finish(session, event.id, "review", "amount_mismatch")
             return Applied("amount_mismatch")
         if order.status == OrderStatus.PENDING:
-            await session.execute(
-                text("UPDATE orders SET status = 'PAID', paid_at = now() WHERE customer_id = :cid AND id = :id "
-                     "AND status = 'PENDING'"),
-                {"cid": order.customer_id, "id": order.id},
-            )
+            paid_at = (
+                await session.execute(
+                    text(f"UPDATE orders SET status = 'PAID', paid_at = {STORED_NOW} WHERE customer_id = :cid "
+                         "AND id = :id AND status = 'PENDING' RETURNING paid_at"),
+                    {"cid": order.customer_id, "id": order.id},
+                )
+            ).scalar_one()
             await _finish(session, event.id, "applied", "paid")
-            return Applied("paid", paid=ref)
+            return Applied("paid", paid=ref, paid_at_ms=epoch_ms(paid_at))
         if order.status == OrderStatus.CANCELLED:
             await session.execute(
                 text("UPDATE orders SET needs_refund = true WHERE customer_id = :cid AND id = :id"),
@@ -163,16 +174,17 @@ async def apply_stored_event(backends: Backends, event_id: str) -> str:
                 )
                 return "waiting"
     if applied.paid is not None:
-        await publish_status(backends, applied.paid, OrderStatus.PAID)
+        await publish_status(backends, applied.paid, OrderStatus.PAID, at_ms=applied.paid_at_ms)
     await publish_released(backends, applied.released)
     return applied.outcome
 
 
 async def apply_waiting_for_orders(
     backends: Backends, session: AsyncSession, order_ids: Sequence[str]
-) -> tuple[list[OrderRef], list[Released]]:
+) -> tuple[list[tuple[OrderRef, int | None]], list[Released]]:
     """Inside the persistence transaction: apply events that arrived before these orders were
-    persisted. Returns orders that became PAID and cancellations, for after the commit."""
+    persisted. Returns orders that became PAID (with paid_at in ms) and cancellations, for after
+    the commit."""
     rows = (
         await session.execute(
             text(
@@ -182,13 +194,13 @@ async def apply_waiting_for_orders(
             {"ids": list(order_ids)},
         )
     ).all()
-    paid: list[OrderRef] = []
+    paid: list[tuple[OrderRef, int | None]] = []
     released: list[Released] = []
     for row in rows:
         applied = await _apply_in_session(backends, session, row)
         if applied is not None:
             if applied.paid is not None:
-                paid.append(applied.paid)
+                paid.append((applied.paid, applied.paid_at_ms))
             released += applied.released
     return paid, released
 

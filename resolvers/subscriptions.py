@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from db import keys
 from db.enums import CancelReason, OrderStatus
-from db.errors import OrderNotFound, ProductNotFound
-from db.events import RESYNC
+from db.errors import NotAuthenticated, OrderNotFound, ProductNotFound
+from db.events import RESYNC, REVOKED
 from db.order_records import OrderRecord
 from resolvers import validate
 from resolvers.context import RequestContext
@@ -51,6 +49,10 @@ async def order_status(ctx: RequestContext, order_id: str) -> AsyncIterator[Orde
     if await ctx.state.orders.get(order_id, owner) is None:
         raise OrderNotFound("no such order of yours")
     listener = await ctx.state.events.listen(keys.order_channel(order_id))
+    # A logout ends the stream: the revocation is pushed into the same queue as the order's events.
+    token = ctx.bearer_token
+    assert token is not None
+    stop_watching = ctx.state.accounts.on_revoked(token, lambda: listener.push(REVOKED))
     try:
         # Read after subscribing: a change between the two is then seen at least once.
         record = await ctx.state.orders.get(order_id, owner)
@@ -59,6 +61,12 @@ async def order_status(ctx: RequestContext, order_id: str) -> AsyncIterator[Orde
         yield last
         while last.status not in FINAL:
             event = await listener.get()
+            if event is REVOKED or event is RESYNC:
+                # A RESYNC may stand for a lost revocation too.
+                if await ctx.state.accounts.resolve_token(token) is None:
+                    raise NotAuthenticated("token expired or revoked; sign in again to follow this order")
+                if event is REVOKED:
+                    continue
             if event is RESYNC:
                 record = await ctx.state.orders.get(order_id, owner)
                 assert record is not None
@@ -74,6 +82,7 @@ async def order_status(ctx: RequestContext, order_id: str) -> AsyncIterator[Orde
                 last = current
                 yield current
     finally:
+        stop_watching()
         await ctx.state.events.forget(listener)
 
 
@@ -82,18 +91,17 @@ async def product_stock(ctx: RequestContext, product_id: str) -> AsyncIterator[S
         pid = validate.product_id(product_id, "productId")
     except Exception:
         raise ProductNotFound(f"no product with id {product_id}") from None
-    listener = await ctx.state.events.listen(keys.stock_channel(pid))
+    # The hub coalesces a burst once for every watcher of the product (the newest figure at most
+    # every STOCK_MIN_INTERVAL), so they all get the same events and share their results.
+    listener = await ctx.state.events.listen(keys.stock_channel(pid), STOCK_MIN_INTERVAL)
     try:
         current = (await ctx.state.stock.available([pid]))[0]
         if current is None:
             raise ProductNotFound(f"no product with id {product_id}")
         last = max(0, current)
         yield StockChange(pid, last, _now())
-        sent = time.monotonic()
         while True:
             event = await listener.get()
-            # Coalesce a burst: wait out the interval since the last send, then send only the newest figure.
-            await asyncio.sleep(max(0.0, STOCK_MIN_INTERVAL - (time.monotonic() - sent)))
             events = [event, *listener.drain()]
             if any(e is RESYNC for e in events):
                 value = max(0, (await ctx.state.stock.available([pid]))[0] or 0)
@@ -106,6 +114,5 @@ async def product_stock(ctx: RequestContext, product_id: str) -> AsyncIterator[S
             if value != last:
                 last = value
                 yield StockChange(pid, value, at)
-                sent = time.monotonic()
     finally:
         await ctx.state.events.forget(listener)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -18,15 +19,21 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
+from strawberry.utils.logging import StrawberryLogger
 
 from db.errors import RushcartError
+from schema.errors import is_refusal
+from schema.live import LiveExecutor
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
 from schema.subscription import Subscription
 
-__all__ = ["Limits", "SubscriptionsOverWebSocket", "build_schema", "guard_rules", "sdl"]
+__all__ = ["Limits", "RushcartSchema", "SubscriptionsOverWebSocket", "build_schema", "guard_rules", "sdl"]
+
+log = logging.getLogger("rushcart.graphql")
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,17 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (GraphQLError, RushcartError))
 
 
+class RushcartSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """An expected refusal (a subscription to someone else's order, say) is one line in the log;
+        anything else is logged with its traceback, as Strawberry does."""
+        for error in errors:
+            if is_refusal(error):
+                log.info("refused: %s (%s)", error.message, (error.extensions or {}).get("code"))
+            else:
+                StrawberryLogger.error(error, execution_context)
+
+
 def guard_rules(limits: Limits) -> list[type[ASTValidationRule]]:
     """The validation rules beyond the spec's: depth, aliases, and introspection if it is off."""
     rules: list[type[ASTValidationRule]] = [depth_rule(limits.max_depth, None), alias_rule(limits.max_aliases)]
@@ -82,12 +100,13 @@ def build_schema(
         lambda: MaskErrors(should_mask_error=_should_mask),
         *extra_extensions,
     ]
-    return strawberry.Schema(
+    return RushcartSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        execution_context_class=LiveExecutor,
     )
 
 

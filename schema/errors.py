@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import strawberry
+from graphql import GraphQLError
 
 from db.enums import ErrorCode
 from db.errors import RushcartError
@@ -128,3 +130,18 @@ async def payload_or_errors(payload: type[P], body: Callable[[], Awaitable[P]]) 
     except RushcartError as exc:
         log.debug("user error %r", exc)
         return payload(errors=[UserError.from_exception(exc)])  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def refusals_as_errors() -> AsyncIterator[None]:
+    """In a subscription: an expected refusal ends the stream as a GraphQL error whose
+    `extensions.code` is the code a UserError would carry ("sign in first" vs "not your order")."""
+    try:
+        yield
+    except RushcartError as exc:
+        raise GraphQLError(exc.message, original_error=exc, extensions={"code": ErrorCode(exc.code).value}) from exc
+
+
+def is_refusal(error: GraphQLError) -> bool:
+    """An expected refusal (a domain error), logged as one line rather than with a traceback."""
+    return isinstance(error.original_error, RushcartError)

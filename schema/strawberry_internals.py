@@ -14,10 +14,16 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLField, GraphQLResolveInfo, GraphQLSchema
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-__all__ = ["describe_enum", "field_definition", "graphql_schema", "resolver_info"]
+__all__ = ["StrawberryExecutor", "describe_enum", "field_definition", "graphql_schema", "resolver_info"]
+
+# The graphql-core executor class Strawberry uses when a schema names none (it carries the
+# operation's extensions to resolvers). Schema(execution_context_class=...) is public, the
+# default's class is not exported: schema.live's executor extends it so that nothing else changes.
+StrawberryExecutor = StrawberryGraphQLCoreExecutionContext
 
 
 def graphql_schema(schema: strawberry.Schema) -> GraphQLSchema:

@@ -1,4 +1,9 @@
-"""The Subscription root: order status (owners and staff) and live stock (everyone)."""
+"""The Subscription root: order status (owners and staff) and live stock (everyone).
+
+Events are yielded as schema.live.Shared: their types read nothing but the event itself, so one
+execution serves every subscriber of the same operation and variables. Refusals are GraphQL
+errors with `extensions.code`, the codes of UserError.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from strawberry.types import Info
 
 from resolvers import subscriptions
 from resolvers.context import RequestContext
+from schema.errors import refusals_as_errors
+from schema.live import Shared
 from schema.orders import CancelReason, OrderStatus
 
 Ctx = Info[RequestContext, None]
@@ -52,13 +59,14 @@ class Subscription:
     async def order_status(
         self, info: Ctx, order_id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")]
     ) -> AsyncGenerator[OrderStatusEvent, None]:
-        async for change in subscriptions.order_status(info.context, order_id):
-            yield OrderStatusEvent(
-                order_id=strawberry.ID(change.order_id),
-                status=change.status,
-                cancel_reason=change.cancel_reason,
-                at=change.at,
-            )
+        async with refusals_as_errors():
+            async for change in subscriptions.order_status(info.context, order_id):
+                yield Shared(change, OrderStatusEvent(  # type: ignore[misc]
+                    order_id=strawberry.ID(change.order_id),
+                    status=change.status,
+                    cancel_reason=change.cancel_reason,
+                    at=change.at,
+                ))
 
     @strawberry.subscription(
         description=(
@@ -70,6 +78,7 @@ class Subscription:
     async def product_stock(
         self, info: Ctx, product_id: Annotated[strawberry.ID, strawberry.argument(description="The product's id.")]
     ) -> AsyncGenerator[StockEvent, None]:
-        async for change in subscriptions.product_stock(info.context, product_id):
-            yield StockEvent(product_id=strawberry.ID(str(change.product_id)), available=change.available,
-                             at=change.at)
+        async with refusals_as_errors():
+            async for change in subscriptions.product_stock(info.context, product_id):
+                yield Shared(change, StockEvent(  # type: ignore[misc]
+                    product_id=strawberry.ID(str(change.product_id)), available=change.available, at=change.at))

@@ -139,6 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             # Client addresses from X-Forwarded-For only behind a proxy the operator named.
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.trusted_proxies or None,
+            ws_per_message_deflate=settings.ws_deflate,
         )
 
 

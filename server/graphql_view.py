@@ -14,6 +14,8 @@ and metrics.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,10 +27,12 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from resolvers.context import RequestContext
+from schema.live import encode_message
 from schema.persisted import PersistedOperation, PersistedOperations
 from server.graphiql import render_page
 from server.graphql_http import (
@@ -66,9 +70,38 @@ class _ParsedRequest(StarletteRequestAdapter):
         self.exchange: _Exchange = request.scope[_EXCHANGE]
 
 
+class GraphQLWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
+    """The legacy graphql-ws protocol, closing a connection that does not initialise in time as
+    graphql-transport-ws does (same code and reason), so an idle socket cannot be held open."""
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+
 class RushcartGraphQL(GraphQL[RequestContext, None]):
     persisted: PersistedOperations | None = None
     request_adapter_class = _ParsedRequest
+    graphql_ws_handler_class = GraphQLWSHandler
+
+    def encode_json(self, data: object) -> str | bytes:
+        # A subscription event shared by many subscribers is encoded once (schema.live).
+        if type(data) is dict and "payload" in data:
+            encoded = encode_message(data)
+            if encoded is not None:
+                return encoded
+        return super().encode_json(data)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

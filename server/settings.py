@@ -92,6 +92,11 @@ class Settings:
     # A request's headers, and its body after them, must arrive within these (server/timeouts.py).
     request_header_timeout_seconds: int = 10
     request_body_timeout_seconds: int = 10
+    # WebSocket permessage-deflate: halves bytes on the wire for clients that offer it, but costs
+    # ~50 KB of zlib state per connection and CPU per message; off unless bandwidth is dearer.
+    ws_deflate: bool = False
+    # Seconds a WebSocket may stay open without connection_init (both protocols).
+    ws_init_timeout_seconds: int = 10
     secret_generated: bool = field(default=False, compare=False)
 
     @property
@@ -179,6 +184,8 @@ class Settings:
             cors_origins=_origins(env, "CORS_ORIGINS"),
             request_header_timeout_seconds=_int(env, "REQUEST_HEADER_TIMEOUT_SECONDS", 10, 1),
             request_body_timeout_seconds=_int(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10, 1),
+            ws_deflate=_bool(env, "WS_DEFLATE", False),
+            ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 10, 1),
         )
 
 

@@ -13,8 +13,9 @@
 -- ARGV[7..] per line (CANCELLED only): product id, quantity, epoch read in the transaction
 -- ('' = none yet), the product's stock channel
 -- Returns {'OK', 1 if this call gave units back else 0}.
-local t = redis.call('TIME')
-local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- The event's time is the one stored with the change (PostgreSQL's, to the millisecond), so a
+-- client sees the same `at` live and on a re-subscribe.
+local at = tonumber(ARGV[4]) / 1000
 local n = (#KEYS - 3) / 2
 local gave = 0
 if ARGV[2] == 'CANCELLED' and redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[6]) then

@@ -198,3 +198,57 @@ async def test_disconnected_subscribers_are_cleaned_up(stack: Stack, make_produc
         return await numsub(redis, channel) == 0
 
     await eventually(gone, timeout=10, message="the server to unsubscribe")
+
+
+async def test_refusals_carry_the_codes_of_user_errors(stack: Stack, buyer: Api, api: Api, make_product) -> None:
+    """A guest is told NOT_AUTHENTICATED, another customer ORDER_NOT_FOUND, in extensions.code."""
+    order = (await place(buyer, (await make_product(), 1)))["order"]
+    other = await api.register(f"{unique('nosy')}@example.com")
+    codes = []
+    for token in (None, other.token):
+        async with subscribe(stack, ORDER_STATUS, token, id=order["id"]) as stream:
+            with pytest.raises(TransportQueryError) as refused:
+                await next_event(stream)
+            assert refused.value.errors is not None
+            codes.append(refused.value.errors[0]["extensions"]["code"])
+    assert ["NOT_AUTHENTICATED", "ORDER_NOT_FOUND"] == codes
+
+
+async def test_logout_ends_an_open_order_subscription(stack: Stack, api: Api, make_product) -> None:
+    """After its token is logged out, an orderStatus stream ends with NOT_AUTHENTICATED."""
+    buyer = await api.register(f"{unique('leaver')}@example.com")
+    order = (await place(buyer, (await make_product(), 1)))["order"]
+    async with subscribe(stack, ORDER_STATUS, buyer.token, id=order["id"]) as stream:
+        assert "PENDING" == (await next_event(stream))["orderStatus"]["status"]
+        assert {"logout": True} == await buyer("mutation { logout }")
+        with pytest.raises(TransportQueryError) as ended:
+            await next_event(stream)
+    assert ended.value.errors is not None
+    assert "NOT_AUTHENTICATED" == ended.value.errors[0]["extensions"]["code"]
+
+
+async def test_live_status_time_equals_the_stored_one(stack: Stack, buyer: Api, make_product,
+                                                      wait_persisted) -> None:
+    """The `at` of a live PAID event is the one a later subscription returns for the same change."""
+    order = (await place(buyer, (await make_product(), 1)))["order"]
+    await wait_persisted([order["id"]])
+    async with subscribe(stack, ORDER_STATUS, buyer.token, id=order["id"]) as stream:
+        await next_event(stream)
+        assert 202 == (await post(stack, event(order))).status_code
+        live = (await next_event(stream))["orderStatus"]
+    async with subscribe(stack, ORDER_STATUS, buyer.token, id=order["id"]) as stream:
+        stored = (await next_event(stream))["orderStatus"]
+    assert ("PAID", live["at"]) == (stored["status"], stored["at"])
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_socket_that_never_initialises_is_closed(stack: Stack, protocol: str) -> None:
+    """Both WebSocket protocols close a connection without connection_init after WS_INIT_TIMEOUT_SECONDS."""
+    server = next((s for s in stack.extra_servers if s.name == "server-ws-timeout"), None)
+    if server is None:
+        server = stack.start_extra_server("server-ws-timeout", WS_INIT_TIMEOUT_SECONDS="1")
+    url = server.graphql_url.replace("http://", "ws://")
+    async with websockets.connect(url, subprotocols=[websockets.Subprotocol(protocol)]) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 15)
+    assert (4408, "Connection initialisation timeout") == (closed.value.rcvd.code, closed.value.rcvd.reason)
