@@ -52,7 +52,11 @@ class SessionIds:
             payload, given = _unb64(body), _unb64(tag)
         except (ValueError, UnicodeEncodeError):
             return False
-        if len(payload) != RANDOM_BYTES + _STAMP_BYTES or not hmac.compare_digest(given, self._tag(payload)):
+        # Only the one spelling the server wrote: base64's last character can carry unused bits, so
+        # another spelling of the same bytes must not pass for the issued id.
+        if len(payload) != RANDOM_BYTES + _STAMP_BYTES or _b64(payload) != body or _b64(given) != tag:
+            return False
+        if not hmac.compare_digest(given, self._tag(payload)):
             return False
         issued = int.from_bytes(payload[RANDOM_BYTES:], "big")
         return 0 <= (time.time() if now is None else now) - issued <= self.ttl_seconds
