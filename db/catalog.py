@@ -70,7 +70,7 @@ class ProductPage:
     has_next_page: bool
 
 
-# products.stock is a 32-bit column and `available` a GraphQL Int.
+# product_stock.stock is a 32-bit column and `available` a GraphQL Int.
 MAX_UNITS = 2**31 - 1
 
 # Columns productUpdate may change; the keys are what callers pass.
@@ -147,9 +147,12 @@ class Catalog:
                     row = (
                         await session.execute(
                             text(
-                                "INSERT INTO products (sku, name, description, price_cents, currency, stock,"
-                                " max_per_customer, image_url) VALUES (:sku, :name, :description, :price_cents,"
-                                f" :currency, :stock, :max_per_customer, :image_url) RETURNING {PRODUCT_COLUMNS}"
+                                "WITH product AS (INSERT INTO products (sku, name, description, price_cents,"
+                                " currency, max_per_customer, image_url) VALUES (:sku, :name, :description,"
+                                " :price_cents, :currency, :max_per_customer, :image_url)"
+                                f" RETURNING {PRODUCT_COLUMNS}), stock AS (INSERT INTO product_stock"
+                                " (product_id, stock) SELECT id, :stock FROM product) "
+                                f"SELECT {PRODUCT_COLUMNS} FROM product"
                             ),
                             {
                                 "sku": new.sku,
@@ -199,7 +202,8 @@ class Catalog:
             async with session.begin():
                 stock = (
                     await session.execute(
-                        text("SELECT stock FROM products WHERE id = :id FOR UPDATE"), {"id": product_id}
+                        text("SELECT stock FROM product_stock WHERE product_id = :id FOR UPDATE"),
+                        {"id": product_id},
                     )
                 ).scalar_one_or_none()
                 if stock is None:
@@ -214,13 +218,13 @@ class Catalog:
                         product_id=product_id,
                         available=stock,
                     )
+                await session.execute(
+                    text("UPDATE product_stock SET stock = stock + :delta WHERE product_id = :id"),
+                    {"delta": delta, "id": product_id},
+                )
                 row = (
                     await session.execute(
-                        text(
-                            "UPDATE products SET stock = stock + :delta, updated_at = now() "
-                            f"WHERE id = :id RETURNING {PRODUCT_COLUMNS}"
-                        ),
-                        {"delta": delta, "id": product_id},
+                        text(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = :id"), {"id": product_id}
                     )
                 ).one()
                 if delta < 0:

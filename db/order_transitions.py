@@ -1,8 +1,8 @@
 """Single-winner status changes of persisted orders: PENDING -> CANCELLED or PENDING -> PAID.
 
 Each change is one conditional UPDATE ... WHERE status = 'PENDING'. Only the caller whose
-UPDATE matched a row goes on: it returns the units to `products.stock` in the same transaction
-and reads the products' rebuild epochs while it holds their rows. After the commit, and only
+UPDATE matched a row goes on: it returns the units to `product_stock` in the same transaction
+and reads the products' rebuild epochs while it holds their stock rows. After the commit, and only
 then, it gives the units back to the Redis counters (unless a rebuild already counted them, see
 db.stock) and the customer's allowance, and publishes the change. A sweeper racing a cancel, or
 a payment racing expiry, therefore releases stock exactly once; the loser sees zero rows and does
@@ -61,9 +61,11 @@ async def publish_released(backends: Backends, released: Sequence[Released]) -> 
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
-    """FOR UPDATE on product rows, always in id order, so concurrent writers cannot deadlock."""
+    """FOR UPDATE on the products' stock rows, always in id order, so concurrent writers cannot
+    deadlock, and a counter rebuild (FOR SHARE on the same rows) waits for the commit."""
     await session.execute(
-        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": sorted(product_ids)}
+        text("SELECT product_id FROM product_stock WHERE product_id = ANY(:ids) ORDER BY product_id FOR UPDATE"),
+        {"ids": sorted(product_ids)},
     )
 
 
@@ -105,8 +107,8 @@ async def cancel_in_session(
     await lock_products(session, set(pids))
     await session.execute(
         text(
-            "UPDATE products p SET stock = p.stock + s.qty FROM unnest(CAST(:ids AS bigint[]), "
-            "CAST(:qtys AS int[])) AS s(id, qty) WHERE p.id = s.id"
+            "UPDATE product_stock ps SET stock = ps.stock + s.qty FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:qtys AS int[])) AS s(id, qty) WHERE ps.product_id = s.id"
         ),
         {"ids": pids, "qtys": [returned[p] for p in pids]},
     )
