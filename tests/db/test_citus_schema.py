@@ -37,7 +37,7 @@ WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
 
 
 async def test_every_unique_key_of_a_distributed_table_includes_its_distribution_column(pg: Any) -> None:
-    """Each primary or unique key of orders, order_items and product_stock includes the column they are distributed by."""
+    """Each primary or unique key of orders, order_items and product_stock includes its distribution column."""
     rows = await pg.fetch(UNIQUE_INDEXES, list(DISTRIBUTED))
     assert {"orders", "order_items", "product_stock"} == {r["table_name"] for r in rows}
     missing = [f"{r['table_name']}.{r['index_name']} {r['columns']}" for r in rows
@@ -50,7 +50,8 @@ async def test_foreign_keys_point_only_at_reference_tables(pg: Any) -> None:
     rows = await pg.fetch(FOREIGN_KEYS)
     assert {("order_items", "products"), ("carts", "customers"), ("product_stock", "products")} <= {
         (r["from_table"], r["to_table"]) for r in rows}
-    elsewhere = [f"{r['conname']}: {r['from_table']} -> {r['to_table']}" for r in rows if r["to_table"] not in REFERENCE]
+    elsewhere = [f"{r['conname']}: {r['from_table']} -> {r['to_table']}"
+                 for r in rows if r["to_table"] not in REFERENCE]
     assert [] == elsewhere
 
 
