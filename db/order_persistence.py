@@ -25,6 +25,7 @@ from db.enums import OrderStatus
 from db.order_records import OrderRecord
 from db.order_transitions import lock_products, publish_released, publish_status
 from db.payments import apply_waiting_for_orders
+from db.read_replica import mark_written
 from db.scripts import PersistedOrder
 from db.values import as_text
 
@@ -106,6 +107,8 @@ async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
             await decrement_stock(session, sold)
             paid, released = await apply_waiting_for_orders(backends, session, [r.id for r in inserted])
 
+    # Before the Redis copies retire: from here on the customers' history needs these rows.
+    await mark_written(backends, [r.customer_id for r in records])
     await finish_in_redis(backends, records)
     for ref in paid:
         await publish_status(backends, ref, OrderStatus.PAID)

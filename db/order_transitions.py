@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.backends import Backends
 from db.enums import CancelReason, OrderStatus
+from db.read_replica import mark_written
 from db.scripts import ReleaseLine
 from db.stock import read_epochs
 
@@ -49,6 +50,17 @@ async def publish_status(
     released: Sequence[ReleaseLine] = (),
 ) -> None:
     """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it."""
+    await mark_written(backends, [ref.customer_id])
+    await _mirror_status(backends, ref, status, reason, released)
+
+
+async def _mirror_status(
+    backends: Backends,
+    ref: OrderRef,
+    status: OrderStatus,
+    reason: CancelReason | None = None,
+    released: Sequence[ReleaseLine] = (),
+) -> None:
     await backends.scripts.order_status(
         order_id=ref.order_id, customer_id=ref.customer_id, status=status, cancel_reason=reason,
         at_ms=int(time.time() * 1000), released=released,
@@ -56,8 +68,9 @@ async def publish_status(
 
 
 async def publish_released(backends: Backends, released: Sequence[Released]) -> None:
+    await mark_written(backends, [item.ref.customer_id for item in released])
     for item in released:
-        await publish_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines)
+        await _mirror_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines)
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
