@@ -106,7 +106,8 @@ class PgBouncer:
 
         out = subprocess.run(
             [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", make_url(self.upstream_url).username or "postgres", "-d", "pgbouncer", "--csv", "-c", f"SHOW {what}"],
+             "-U", make_url(self.upstream_url).username or "postgres", "-d", "pgbouncer", "--csv",
+             "-c", f"SHOW {what}"],
             check=True, capture_output=True, text=True, timeout=15,
         ).stdout
         return list(csv.DictReader(io.StringIO(out)))
