@@ -12,7 +12,12 @@ from server.settings import known_variables
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 # Variables the images of PostgreSQL and Valkey read, not rushcart.
-THIRD_PARTY = {"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}, "redis": set()}
+THIRD_PARTY = {
+    "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"},
+    "redis": set(),
+    "pgbouncer": {"DATABASE_URL", "POOL_MODE", "AUTH_TYPE", "MAX_CLIENT_CONN", "DEFAULT_POOL_SIZE"},
+    "citus": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"},
+}
 
 
 def services() -> dict[str, Any]:
@@ -53,3 +58,20 @@ def test_stack_shape() -> None:
     assert (2, 2) == (s["api"]["deploy"]["replicas"], s["worker"]["deploy"]["replicas"])
     for name in ("api", "worker"):
         assert "service_completed_successfully" == s[name]["depends_on"]["migrate"]["condition"]
+
+
+def test_services_reach_postgres_through_pgbouncer_in_transaction_mode() -> None:
+    """The API, the workers and migrations use PgBouncer (transaction pooling) with prepared statements off."""
+    s = services()
+    assert "transaction" == s["pgbouncer"]["environment"]["POOL_MODE"]
+    assert "@postgres:5432/" in s["pgbouncer"]["environment"]["DATABASE_URL"]
+    for name in ("migrate", "api", "worker"):
+        env = s[name]["environment"]
+        assert ("@pgbouncer:5432/", "pgbouncer") == (
+            env["DATABASE_URL"][env["DATABASE_URL"].index("@"):].split("rushcart")[0], env["DATABASE_POOLER"])
+
+
+def test_citus_profile_uses_the_official_image() -> None:
+    """A `citus` profile holds the official Citus image and starts only when asked for."""
+    citus = services()["citus"]
+    assert (["citus"], True) == (citus["profiles"], citus["image"].startswith("citusdata/citus:"))
