@@ -33,10 +33,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The chaos scenarios kill and restart services, so they run after the suite with a stack of their own.
+# The chaos scenarios kill and restart services, so they run after the suite with a stack of their own;
+# then the order, payment and persistence tests again, the services behind a real PgBouncer.
+PGBOUNCER_TESTS = tests/server/test_pooler.py tests/resolvers/test_orders.py tests/jobs/test_order_persistence.py \
+	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_order_races.py
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
+	RUSHCART_TEST_POOLER=pgbouncer $(BIN)/pytest $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
 
 chaos: $(STAMP)
 	CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)

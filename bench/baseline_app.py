@@ -13,7 +13,7 @@ Each purchase is one transaction on a pooled asyncpg connection, four round trip
 4. `COMMIT` (or `ROLLBACK`).
 
 Bearer tokens are the ones rushcart issued, read from Redis as rushcart does. No Redis counter
-is kept: PostgreSQL's `products.stock` is the only truth here, so there is nothing to drain.
+is kept: PostgreSQL's `product_stock` is the only truth here, so there is nothing to drain.
 
 Served by uvicorn: `python -m uvicorn bench.baseline_app:create_app --factory`.
 """
@@ -63,8 +63,9 @@ MAX_LINE_QUANTITY = 100
 
 LOCK_AND_CHECK = """
 WITH locked AS (
-    SELECT id, name, stock, price_cents, currency, max_per_customer FROM products
-    WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+    SELECT p.id, p.name, s.stock, p.price_cents, p.currency, p.max_per_customer
+    FROM products p JOIN product_stock s ON s.product_id = p.id
+    WHERE p.id = ANY($1::bigint[]) ORDER BY p.id FOR UPDATE OF s
 ), bought AS (
     SELECT i.product_id, sum(i.quantity)::int AS units FROM order_items i
     JOIN orders o ON o.customer_id = i.customer_id AND o.id = i.order_id
@@ -84,8 +85,8 @@ WITH new_order AS (
     INSERT INTO order_items (customer_id, order_id, product_id, quantity, unit_price_cents)
     SELECT $1, $2, l.pid, l.qty, l.price FROM unnest($8::bigint[], $9::int[], $10::int[]) AS l(pid, qty, price)
 )
-UPDATE products p SET stock = p.stock - l.qty
-FROM unnest($8::bigint[], $9::int[]) AS l(pid, qty) WHERE p.id = l.pid
+UPDATE product_stock s SET stock = s.stock - l.qty
+FROM unnest($8::bigint[], $9::int[]) AS l(pid, qty) WHERE s.product_id = l.pid
 """
 
 READ_ORDER = """

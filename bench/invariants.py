@@ -56,7 +56,8 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, accepted: Sequenc
     for pid, qty in uncertain:
         slack[pid] += qty
 
-    stock = {r["id"]: r["stock"] for r in await pg.fetch("SELECT id, stock FROM products WHERE id = ANY($1)", pids)}
+    rows = await pg.fetch("SELECT product_id, stock FROM product_stock WHERE product_id = ANY($1)", pids)
+    stock = {r["product_id"]: r["stock"] for r in rows}
     removed = {pid: sale.stock[pid] - stock.get(pid, sale.stock[pid]) for pid in pids}
     copies = {str(r["id"]): (r["n"], r["status"]) for r in await pg.fetch(
         "SELECT id, count(*) AS n, min(status) AS status FROM orders WHERE id = ANY($1::uuid[]) GROUP BY id", ids)}
@@ -72,7 +73,7 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, accepted: Sequenc
     checks = [
         Check("no negative stock", all(v >= 0 for v in stock.values()),
               ", ".join(f"product {p}: {v}" for p, v in stock.items() if v < 0)),
-        _units_check("units accepted == units removed from products.stock", dict(units), removed, slack),
+        _units_check("units accepted == units removed from product_stock", dict(units), removed, slack),
         Check("every accepted order in PostgreSQL exactly once",
               len(copies) == len(ids) and all(n == 1 for n, _ in copies.values()),
               f"{len(ids) - len(copies)} missing, {sum(1 for n, _ in copies.values() if n > 1)} duplicated"),
@@ -112,7 +113,7 @@ async def _redis_checks(redis: Any, pids: list[int], stock: dict[int, int]) -> l
     counter = {pid: int(v) if v is not None else -1 for pid, v in zip(pids, counters, strict=True)}
     holding = {pid: int(v or 0) for pid, v in zip(pids, held, strict=True)}
     return [
-        Check("Redis stock:{pid} == products.stock", counter == stock, _mismatches(stock, counter)),
+        Check("Redis stock:{pid} == product_stock.stock", counter == stock, _mismatches(stock, counter)),
         Check("Redis stock:held:{pid} == 0 (nothing held after the drain)", not any(holding.values()),
               _mismatches(dict.fromkeys(pids, 0), holding)),
     ]

@@ -9,7 +9,7 @@ timed, until `orders:topersist` is empty:
   batch: a multi-row INSERT of orders and of items, one stock UPDATE (db.order_persistence);
 - single: the same batches read from Redis the same way, but each order its own transaction on
   one pooled asyncpg connection: one prepared statement that inserts the order and its items and
-  takes its units off `products.stock` (data-modifying CTEs, as the baseline writes its orders),
+  takes its units off `product_stock` (data-modifying CTEs, as the baseline writes its orders),
   committed on its own. One statement is the fewest round trips the design allows; BEGIN, three
   statements and COMMIT would do the same work slower.
 
@@ -73,9 +73,9 @@ WITH new_order AS (
     SELECT o.customer_id, o.id, l.pid, l.qty, l.price
     FROM new_order o, unnest($10::bigint[], $11::int[], $12::int[]) AS l(pid, qty, price)
 ), sold AS (
-    UPDATE products p SET stock = p.stock - l.qty
+    UPDATE product_stock s SET stock = s.stock - l.qty
     FROM new_order o, unnest($10::bigint[], $11::int[]) AS l(pid, qty)
-    WHERE p.id = l.pid AND o.status <> 'CANCELLED'
+    WHERE s.product_id = l.pid AND o.status <> 'CANCELLED'
 )
 SELECT count(*) FROM new_order
 """

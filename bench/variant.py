@@ -93,7 +93,7 @@ async def _measure(s: Setting, variant: str, round_: int, spec: LoadSpec, sale: 
     if drain is None:
         checks.append(Check("backlog drained and every accepted order persisted", False,
                             f"not within {s.drain_timeout:.0f}s"))
-    remaining = int(await pg.fetchval("SELECT sum(stock) FROM products WHERE id = ANY($1)", sale.products))
+    remaining = int(await pg.fetchval("SELECT sum(stock) FROM product_stock WHERE product_id = ANY($1)", sale.products))
     offered = s.products * s.stock
     return report.summarise(variant, round_, load, offered, offered - remaining, drain, caught_up, backlog.peak,
                             checks, cpu[variant], cpu["redis"], cpu["worker"])

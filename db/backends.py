@@ -22,10 +22,13 @@ class Backends:
     redis: Redis
     scripts: Scripts
     sessions: async_sessionmaker[AsyncSession]
+    # A read replica serves order history: commits that change a customer's orders leave a mark
+    # (db.read_replica), so the customer's own reads wait for the replica or go to the primary.
+    marks_writes: bool = False
 
     @classmethod
-    def of(cls, redis: Redis, sessions: async_sessionmaker[AsyncSession]) -> Backends:
-        return cls(redis, Scripts(redis), sessions)
+    def of(cls, redis: Redis, sessions: async_sessionmaker[AsyncSession], *, marks_writes: bool = False) -> Backends:
+        return cls(redis, Scripts(redis), sessions, marks_writes)
 
 
 def redis_client(url: str, max_connections: int = 256) -> Redis:

@@ -1,4 +1,9 @@
-"""The product catalogue: PostgreSQL rows behind a cache-aside Redis copy."""
+"""The product catalogue: PostgreSQL rows behind a cache-aside Redis copy.
+
+Cache misses and listings may be read from a replica (db.read_replica). A change writes its
+committed row into the cache rather than only deleting the entry, so the miss that follows a
+change does not cache a lagging replica's older row for a whole TTL.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
 from db.errors import InvalidInput, ProductNotFound
+from db.read_replica import Reads
 from db.stock import StockCounters
 
 PRODUCT_COLUMNS = "id, sku, name, description, price_cents, currency, max_per_customer, image_url"
@@ -70,7 +76,7 @@ class ProductPage:
     has_next_page: bool
 
 
-# products.stock is a 32-bit column and `available` a GraphQL Int.
+# product_stock.stock is a 32-bit column and `available` a GraphQL Int.
 MAX_UNITS = 2**31 - 1
 
 # Columns productUpdate may change; the keys are what callers pass.
@@ -84,11 +90,13 @@ class Catalog:
         cache: Redis,
         stock: StockCounters,
         cache_ttl_seconds: int = 300,
+        reads: Reads | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
         self._stock = stock
         self._ttl = cache_ttl_seconds
+        self._reads = reads or Reads(sessions, None, cache)
 
     def _ttl_with_jitter(self) -> int:
         # Jitter spreads expiries so a hot catalogue does not miss all at once.
@@ -105,18 +113,24 @@ class Catalog:
                 found[pid] = ProductRecord.from_json(raw)
         misses = sorted({pid for pid in product_ids if pid not in found})
         if misses:
-            async with self._sessions() as session:
+
+            async def load(session: AsyncSession) -> list[ProductRecord]:
                 rows = await session.execute(
                     text(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ANY(:ids)"), {"ids": misses}
                 )
-                loaded = [ProductRecord.from_row(row) for row in rows]
+                return [ProductRecord.from_row(row) for row in rows]
+
+            loaded = await self._reads.run(load)
             if loaded:
-                async with self._cache.pipeline(transaction=False) as pipe:
-                    for record in loaded:
-                        pipe.set(keys.product(record.id), record.to_json(), ex=self._ttl_with_jitter())
-                    await pipe.execute()
+                await self._cache_records(loaded)
             found.update({record.id: record for record in loaded})
         return [found.get(pid) for pid in product_ids]
+
+    async def _cache_records(self, records: Sequence[ProductRecord]) -> None:
+        async with self._cache.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.set(keys.product(record.id), record.to_json(), ex=self._ttl_with_jitter())
+            await pipe.execute()
 
     async def get(self, product_id: int) -> ProductRecord | None:
         return (await self.get_many([product_id]))[0]
@@ -135,8 +149,11 @@ class Catalog:
         query = (
             f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {' AND '.join(clauses)} ORDER BY id LIMIT :limit"
         )
-        async with self._sessions() as session:
-            rows = (await session.execute(text(query), params)).all()
+
+        async def page(session: AsyncSession) -> list[Any]:
+            return list((await session.execute(text(query), params)).all())
+
+        rows = await self._reads.run(page)
         items = [ProductRecord.from_row(row) for row in rows[:first]]
         return ProductPage(items=items, has_next_page=len(rows) > first)
 
@@ -147,9 +164,12 @@ class Catalog:
                     row = (
                         await session.execute(
                             text(
-                                "INSERT INTO products (sku, name, description, price_cents, currency, stock,"
-                                " max_per_customer, image_url) VALUES (:sku, :name, :description, :price_cents,"
-                                f" :currency, :stock, :max_per_customer, :image_url) RETURNING {PRODUCT_COLUMNS}"
+                                "WITH product AS (INSERT INTO products (sku, name, description, price_cents,"
+                                " currency, max_per_customer, image_url) VALUES (:sku, :name, :description,"
+                                " :price_cents, :currency, :max_per_customer, :image_url)"
+                                f" RETURNING {PRODUCT_COLUMNS}), stock AS (INSERT INTO product_stock"
+                                " (product_id, stock) SELECT id, :stock FROM product) "
+                                f"SELECT {PRODUCT_COLUMNS} FROM product"
                             ),
                             {
                                 "sku": new.sku,
@@ -170,6 +190,7 @@ class Catalog:
         record = ProductRecord.from_row(row)
         await self._stock.set_sale_facts(record.id, record.price_cents, record.currency, record.max_per_customer)
         await self._stock.set_initial(record.id, new.stock)
+        await self._cache_records([record])
         return record
 
     async def update(self, product_id: int, changes: dict[str, Any]) -> ProductRecord:
@@ -191,7 +212,7 @@ class Catalog:
             raise ProductNotFound(product_id=product_id)
         record = ProductRecord.from_row(row)
         await self._stock.set_sale_facts(record.id, record.price_cents, record.currency, record.max_per_customer)
-        await self._cache.delete(keys.product(product_id))
+        await self._cache_records([record])
         return record
 
     async def adjust_stock(self, product_id: int, delta: int) -> ProductRecord:
@@ -199,7 +220,8 @@ class Catalog:
             async with session.begin():
                 stock = (
                     await session.execute(
-                        text("SELECT stock FROM products WHERE id = :id FOR UPDATE"), {"id": product_id}
+                        text("SELECT stock FROM product_stock WHERE product_id = :id FOR UPDATE"),
+                        {"id": product_id},
                     )
                 ).scalar_one_or_none()
                 if stock is None:
@@ -214,13 +236,13 @@ class Catalog:
                         product_id=product_id,
                         available=stock,
                     )
+                await session.execute(
+                    text("UPDATE product_stock SET stock = stock + :delta WHERE product_id = :id"),
+                    {"delta": delta, "id": product_id},
+                )
                 row = (
                     await session.execute(
-                        text(
-                            "UPDATE products SET stock = stock + :delta, updated_at = now() "
-                            f"WHERE id = :id RETURNING {PRODUCT_COLUMNS}"
-                        ),
-                        {"delta": delta, "id": product_id},
+                        text(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = :id"), {"id": product_id}
                     )
                 ).one()
                 if delta < 0:

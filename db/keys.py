@@ -23,6 +23,10 @@ State Redis (never evicts, AOF on):
                            repeated mirror step gives nothing back twice. TTL 7 days.
     orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
     orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
+    orders:written:{cid}   the primary's WAL position (pg_lsn text) after the last commit that wrote
+                           the customer's orders; the order history reads a replica only once it has
+                           replayed that far (db.read_replica). Set only with DATABASE_READ_URL.
+                           TTL 10 min.
     persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
     persist:lock           held by the one job draining orders:topersist. TTL 10 s, renewed per batch.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
@@ -93,6 +97,10 @@ def order_released(order_id: str) -> str:
 
 def orders_inflight(customer_id: int) -> str:
     return f"orders:inflight:{customer_id}"
+
+
+def orders_written(customer_id: int) -> str:
+    return f"orders:written:{customer_id}"
 
 
 ORDERS_TO_PERSIST = "orders:topersist"

@@ -34,12 +34,21 @@ class Product(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     price_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(Text, default="USD")
-    # Units on hand minus units held by persisted PENDING and PAID orders.
-    stock: Mapped[int] = mapped_column(Integer)
     max_per_customer: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProductStock(Base):
+    """The counter persistence decrements, apart from the catalogue row so it can be distributed by
+    product (see migration 0003)."""
+
+    __tablename__ = "product_stock"
+
+    product_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("products.id"), primary_key=True)
+    # Units on hand minus units held by persisted PENDING and PAID orders.
+    stock: Mapped[int] = mapped_column(Integer)
 
 
 class Cart(Base):

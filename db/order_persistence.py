@@ -1,7 +1,8 @@
 """Moving accepted orders from Redis into PostgreSQL in batches, safely more than once.
 
 One transaction per batch: a multi-row INSERT of orders with ON CONFLICT DO NOTHING, the items
-of the rows it actually inserted, and `products.stock` decremented for those rows only. After
+of the rows it actually inserted, and `product_stock` decremented for those rows only (one row
+per product, one UPDATE per batch). After
 commit, a Lua script per order drops its stock holds and its to-persist entry, guarded by the
 record's `persisted` flag, so a second run, a second worker or a crash between commit and the
 script changes nothing more: the next run finds the rows there and only finishes the Redis side.
@@ -24,6 +25,7 @@ from db.enums import OrderStatus
 from db.order_records import OrderRecord
 from db.order_transitions import lock_products, publish_released, publish_status
 from db.payments import apply_waiting_for_orders
+from db.read_replica import mark_written
 from db.scripts import PersistedOrder
 from db.values import as_text
 
@@ -79,9 +81,8 @@ async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
         inserted_ids = {str(row.id) for row in inserted_rows}
         inserted = [r for r in records if r.id in inserted_ids]
         if inserted:
-            # Lock every product row FOR UPDATE (in id order) before the items' foreign keys take
-            # KEY SHARE on them: two batches that each held KEY SHARE and then asked for FOR UPDATE
-            # would deadlock.
+            # Lock every product's stock row FOR UPDATE (in id order) before anything else of the
+            # products: batches, cancels and restocks meet there first, in one order.
             await lock_products(session, {line.product_id for r in inserted for line in r.lines})
             items = [
                 {"customer_id": r.customer_id, "order_id": r.id, "product_id": line.product_id,
@@ -106,6 +107,8 @@ async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
             await decrement_stock(session, sold)
             paid, released = await apply_waiting_for_orders(backends, session, [r.id for r in inserted])
 
+    # Before the Redis copies retire: from here on the customers' history needs these rows.
+    await mark_written(backends, [r.customer_id for r in records])
     await finish_in_redis(backends, records)
     for ref, at_ms in paid:
         await publish_status(backends, ref, OrderStatus.PAID, at_ms=at_ms)
@@ -134,14 +137,14 @@ async def finish_in_redis(backends: Backends, records: Sequence[OrderRecord]) ->
 
 
 async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
-    """Take sold units off products.stock; the caller holds the rows (lock_products)."""
+    """Take sold units off product_stock; the caller holds the rows (lock_products)."""
     if not sold:
         return
     pids = sorted(sold)
     await session.execute(
         text(
-            "UPDATE products p SET stock = p.stock - s.qty FROM unnest(CAST(:ids AS bigint[]), "
-            "CAST(:qtys AS int[])) AS s(id, qty) WHERE p.id = s.id"
+            "UPDATE product_stock ps SET stock = ps.stock - s.qty FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:qtys AS int[])) AS s(id, qty) WHERE ps.product_id = s.id"
         ),
         {"ids": pids, "qtys": [sold[p] for p in pids]},
     )

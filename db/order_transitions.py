@@ -1,8 +1,8 @@
 """Single-winner status changes of persisted orders: PENDING -> CANCELLED or PENDING -> PAID.
 
 Each change is one conditional UPDATE ... WHERE status = 'PENDING'. Only the caller whose
-UPDATE matched a row goes on: it returns the units to `products.stock` in the same transaction
-and reads the products' rebuild epochs while it holds their rows. After the commit, and only
+UPDATE matched a row goes on: it returns the units to `product_stock` in the same transaction
+and reads the products' rebuild epochs while it holds their stock rows. After the commit, and only
 then, it gives the units back to the Redis counters (unless a rebuild already counted them, see
 db.stock) and the customer's allowance, and publishes the change. A sweeper racing a cancel, or
 a payment racing expiry, therefore releases stock exactly once; the loser sees zero rows and does
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.backends import Backends
 from db.enums import CancelReason, OrderStatus
+from db.read_replica import mark_written
 from db.scripts import ReleaseLine
 from db.stock import read_epochs
 
@@ -69,8 +70,22 @@ async def publish_status(
     released: Sequence[ReleaseLine] = (),
     at_ms: int | None = None,
 ) -> None:
-    """After the commit: mirror the change into Redis (see db/lua/order_status.lua) and publish it,
-    stamped with the time stored in PostgreSQL (`at_ms`).
+    """After the commit: note the customer's write for read-your-writes (db.read_replica), then mirror
+    the change into Redis and publish it."""
+    await mark_written(backends, [ref.customer_id])
+    await _mirror_status(backends, ref, status, reason, released, at_ms)
+
+
+async def _mirror_status(
+    backends: Backends,
+    ref: OrderRef,
+    status: OrderStatus,
+    reason: CancelReason | None = None,
+    released: Sequence[ReleaseLine] = (),
+    at_ms: int | None = None,
+) -> None:
+    """Mirror a committed change into Redis (see db/lua/order_status.lua) and publish it, stamped with
+    the time stored in PostgreSQL (`at_ms`).
 
     The change is already final in PostgreSQL, so a Redis that is away for a moment (a restart, a
     failover) is waited for rather than given up on: the step is idempotent, and losing it would
@@ -94,14 +109,17 @@ async def publish_status(
 
 
 async def publish_released(backends: Backends, released: Sequence[Released]) -> None:
+    await mark_written(backends, [item.ref.customer_id for item in released])
     for item in released:
-        await publish_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines, item.at_ms)
+        await _mirror_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines, item.at_ms)
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
-    """FOR UPDATE on product rows, always in id order, so concurrent writers cannot deadlock."""
+    """FOR UPDATE on the products' stock rows, always in id order, so concurrent writers cannot
+    deadlock, and a counter rebuild (FOR SHARE on the same rows) waits for the commit."""
     await session.execute(
-        text("SELECT id FROM products WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": sorted(product_ids)}
+        text("SELECT product_id FROM product_stock WHERE product_id = ANY(:ids) ORDER BY product_id FOR UPDATE"),
+        {"ids": sorted(product_ids)},
     )
 
 
@@ -144,8 +162,8 @@ async def cancel_in_session(
     await lock_products(session, set(pids))
     await session.execute(
         text(
-            "UPDATE products p SET stock = p.stock + s.qty FROM unnest(CAST(:ids AS bigint[]), "
-            "CAST(:qtys AS int[])) AS s(id, qty) WHERE p.id = s.id"
+            "UPDATE product_stock ps SET stock = ps.stock + s.qty FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:qtys AS int[])) AS s(id, qty) WHERE ps.product_id = s.id"
         ),
         {"ids": pids, "qtys": [returned[p] for p in pids]},
     )

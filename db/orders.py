@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import keys
 from db.backends import Backends
@@ -23,6 +24,7 @@ from db.order_records import (
     new_order_id,
 )
 from db.order_transitions import OrderRef
+from db.read_replica import Reads
 from db.scripts import AllowanceMissing, CheckoutCart, Replayed, ReserveLine, StockMissing
 from db.stock import StockCounters
 from db.values import as_text
@@ -44,13 +46,17 @@ class Reservation:
 class Orders:
     """Buying, cancelling and reading orders, wherever they are (Redis first, then PostgreSQL)."""
 
-    def __init__(self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int) -> None:
+    def __init__(
+        self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int, reads: Reads | None = None
+    ) -> None:
         self._backends = backends
         self._redis = backends.redis
         self._scripts = backends.scripts
         self._sessions = backends.sessions
         self._stock = stock
         self._payment_ttl = payment_ttl_seconds
+        # Order history pages may come from a read replica (db.read_replica).
+        self._reads = reads or Reads(backends.sessions, None, backends.redis)
 
     # Allowances ------------------------------------------------------------------------------
 
@@ -183,55 +189,64 @@ class Orders:
         """The customer's orders, newest first (UUIDv7 ids sort by time), and whether more follow.
 
         Redis first, PostgreSQL second: an order persisted between the two reads is then in both
-        (and kept once), where the other order would find it in neither.
+        (and kept once), where the other order would find it in neither. The PostgreSQL part may
+        come from a read replica that has replayed the customer's last write.
         """
         waiting = await self._inflight_records(customer_id)
-        persisted = await self._from_postgres(customer_id=customer_id, before=before, limit=first + 1)
+
+        async def page(session: AsyncSession) -> list[OrderRecord]:
+            return await _select_orders(session, customer_id=customer_id, before=before, limit=first + 1)
+
+        persisted = await self._reads.run(page, customer_id=customer_id)
         seen = {r.id for r in persisted}
         inflight = [r for r in waiting if r.id not in seen and (before is None or r.id < before)]
         merged = sorted([*persisted, *inflight], key=lambda r: r.id, reverse=True)
         return merged[:first], len(merged) > first
 
-    async def _from_postgres(
-        self,
-        *,
-        order_id: str | None = None,
-        customer_id: int | None = None,
-        before: str | None = None,
-        limit: int = 1,
-    ) -> list[OrderRecord]:
-        clauses, params = [], {"limit": limit}
-        if order_id is not None:
-            clauses.append("id = CAST(:oid AS uuid)")
-            params["oid"] = order_id  # type: ignore[assignment]
-        if customer_id is not None:
-            clauses.append("customer_id = :cid")
-            params["cid"] = customer_id
-        if before is not None:
-            clauses.append("id < CAST(:before AS uuid)")
-            params["before"] = before  # type: ignore[assignment]
+    async def _from_postgres(self, *, order_id: str, customer_id: int | None) -> list[OrderRecord]:
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    text(
-                        f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)} "
-                        "ORDER BY id DESC LIMIT :limit"
-                    ),
-                    params,
-                )
-            ).all()
-            if not rows:
-                return []
-            items = await session.execute(
-                text(
-                    "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items "
-                    "WHERE customer_id = ANY(:cids) AND order_id = ANY(:oids) ORDER BY product_id"
-                ),
-                {"cids": list({r.customer_id for r in rows}), "oids": [r.id for r in rows]},
-            )
-            lines: dict[uuid.UUID, list[OrderLineRecord]] = {}
-            for item in items:
-                lines.setdefault(item.order_id, []).append(
-                    OrderLineRecord(item.product_id, item.quantity, item.unit_price_cents)
-                )
-        return [OrderRecord.from_row(r, lines.get(r.id, [])) for r in rows]
+            return await _select_orders(session, order_id=order_id, customer_id=customer_id)
+
+
+async def _select_orders(
+    session: AsyncSession,
+    *,
+    order_id: str | None = None,
+    customer_id: int | None = None,
+    before: str | None = None,
+    limit: int = 1,
+) -> list[OrderRecord]:
+    clauses, params = [], {"limit": limit}
+    if order_id is not None:
+        clauses.append("id = CAST(:oid AS uuid)")
+        params["oid"] = order_id  # type: ignore[assignment]
+    if customer_id is not None:
+        clauses.append("customer_id = :cid")
+        params["cid"] = customer_id
+    if before is not None:
+        clauses.append("id < CAST(:before AS uuid)")
+        params["before"] = before  # type: ignore[assignment]
+    rows = (
+        await session.execute(
+            text(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)} "
+                "ORDER BY id DESC LIMIT :limit"
+            ),
+            params,
+        )
+    ).all()
+    if not rows:
+        return []
+    items = await session.execute(
+        text(
+            "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items "
+            "WHERE customer_id = ANY(:cids) AND order_id = ANY(:oids) ORDER BY product_id"
+        ),
+        {"cids": list({r.customer_id for r in rows}), "oids": [r.id for r in rows]},
+    )
+    lines: dict[uuid.UUID, list[OrderLineRecord]] = {}
+    for item in items:
+        lines.setdefault(item.order_id, []).append(
+            OrderLineRecord(item.product_id, item.quantity, item.unit_price_cents)
+        )
+    return [OrderRecord.from_row(r, lines.get(r.id, [])) for r in rows]

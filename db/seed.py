@@ -40,9 +40,10 @@ async def seed_catalogue(sessions: async_sessionmaker[AsyncSession]) -> int:
         for product in DEMO_PRODUCTS:
             result = await session.execute(
                 text(
-                    "INSERT INTO products (sku, name, description, price_cents, currency, stock, max_per_customer,"
-                    " image_url) VALUES (:sku, :name, :description, :price_cents, 'USD', :stock,"
-                    " :max_per_customer, :image_url) ON CONFLICT (sku) DO NOTHING"
+                    "WITH product AS (INSERT INTO products (sku, name, description, price_cents, currency,"
+                    " max_per_customer, image_url) VALUES (:sku, :name, :description, :price_cents, 'USD',"
+                    " :max_per_customer, :image_url) ON CONFLICT (sku) DO NOTHING RETURNING id) "
+                    "INSERT INTO product_stock (product_id, stock) SELECT id, :stock FROM product"
                 ),
                 {**product, "image_url": None},
             )

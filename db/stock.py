@@ -1,11 +1,11 @@
 """Stock counters in Redis: the live `available` figure of every product.
 
-PostgreSQL's `products.stock` is on-hand minus what persisted PENDING and PAID orders hold;
+PostgreSQL's `product_stock.stock` is on-hand minus what persisted PENDING and PAID orders hold;
 the Redis counter additionally subtracts what orders not yet persisted hold (`stock:held`).
 
-A missing counter (Redis restart, flush) is rebuilt lazily. The rebuild reads the product row
-FOR SHARE, which waits for any transaction that is changing the row (persistence, release,
-restock) to commit, and blocks new ones until the counter is written. Under that lock it
+A missing counter (Redis restart, flush) is rebuilt lazily. The rebuild reads the product's
+`product_stock` row FOR SHARE, which waits for any transaction that is changing the row
+(persistence, release, restock) to commit, and blocks new ones until the counter is written. Under that lock it
 subtracts the units of accepted orders whose rows are not in PostgreSQL, which is then exact:
 nothing of this product can commit meanwhile, and no reservation can run while the counter is
 missing. Write-offs take units off the counter inside their transaction, while holding the
@@ -35,7 +35,7 @@ DRIFT_MEMORY_SECONDS = 600
 
 async def read_epochs(redis: Redis, product_ids: Sequence[int]) -> dict[int, str]:
     """Each product's rebuild epoch ('' before its first rebuild), read inside a transaction that
-    holds the product rows, for a give-back after the commit."""
+    holds the products' stock rows, for a give-back after the commit."""
     pids = list(product_ids)
     raw = await redis.mget([keys.stock_epoch(p) for p in pids]) if pids else []
     return {p: as_text(v) if v is not None else "" for p, v in zip(pids, raw, strict=True)}
@@ -70,8 +70,9 @@ class StockCounters:
             rows = (
                 await session.execute(
                     text(
-                        "SELECT id, stock, price_cents, currency, max_per_customer FROM products "
-                        "WHERE id = ANY(:ids) ORDER BY id FOR SHARE"
+                        "SELECT p.id, s.stock, p.price_cents, p.currency, p.max_per_customer "
+                        "FROM products p JOIN product_stock s ON s.product_id = p.id "
+                        "WHERE p.id = ANY(:ids) ORDER BY p.id FOR SHARE OF s"
                     ),
                     {"ids": list(product_ids)},
                 )
@@ -88,8 +89,8 @@ class StockCounters:
     async def _held_outside_postgres(self, session: AsyncSession, product_ids: list[int]) -> dict[int, int]:
         """Units of these products held by accepted orders whose rows are not in PostgreSQL.
 
-        Asked while the product rows are share-locked: an order of these products cannot commit
-        meanwhile, so "in PostgreSQL or not" is exact, where the `stock:held` counters would lag
+        Asked while the products' stock rows are share-locked: an order of these products cannot
+        commit meanwhile, so "in PostgreSQL or not" is exact, where the `stock:held` counters would lag
         a just-committed batch until its Redis step runs.
         """
         if not product_ids:
@@ -137,12 +138,12 @@ class StockCounters:
         return await read_epochs(self._redis, product_ids)
 
     async def give_back(self, product_id: int, units: int, epoch: str) -> int | None:
-        """After a commit returned `units` to products.stock: add them to the counter unless it was
+        """After a commit returned `units` to product_stock: add them to the counter unless it was
         rebuilt (and so already counted them) since `epoch` was read."""
         return await self._scripts.stock_adjust(product_id, units, epoch)
 
     async def take_in_transaction(self, product_id: int, delta: int) -> int | None:
-        """Take -`delta` units off the counter while the caller's open transaction holds the product row.
+        """Take -`delta` units off the counter while the caller's open transaction holds the stock row.
 
         Before the commit on purpose: if the commit then fails, the counter only under-counts.
         Returns the new counter, or None when it is missing (a later rebuild reads the committed
@@ -164,7 +165,10 @@ async def reconcile(backends: Backends, batch: int = 500, min_gap_seconds: float
         async with backends.sessions() as session, session.begin():
             rows = (
                 await session.execute(
-                    text("SELECT id, stock FROM products WHERE id > :after ORDER BY id LIMIT :batch FOR SHARE"),
+                    text(
+                        "SELECT product_id AS id, stock FROM product_stock WHERE product_id > :after "
+                        "ORDER BY product_id LIMIT :batch FOR SHARE"
+                    ),
                     {"after": after, "batch": batch},
                 )
             ).all()

@@ -26,10 +26,14 @@ class JobConfig:
     persist_batch_size: int = 500
     guest_cart_ttl_days: int = 30
     customer_cart_ttl_days: int = 90
+    statement_cache: bool = True  # off behind a transaction-pooling PgBouncer (DATABASE_POOLER)
+    marks_writes: bool = False  # a read replica serves order history (DATABASE_READ_URL)
 
     @classmethod
     def from_env(cls) -> JobConfig:
-        return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])
+        return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"],
+                   statement_cache=os.environ.get("DATABASE_POOLER", "none") == "none",
+                   marks_writes=os.environ.get("DATABASE_READ_URL", "") not in {"", os.environ["DATABASE_URL"]})
 
     @property
     def cart_ttls(self) -> CartTTLs:
@@ -40,8 +44,9 @@ class Runtime:
     def __init__(self, config: JobConfig) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
-        self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2)
-        self.backends = Backends.of(redis_client(config.redis_url, max_connections=16), make_sessionmaker(self.engine))
+        self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2, statement_cache=config.statement_cache)
+        self.backends = Backends.of(redis_client(config.redis_url, max_connections=16), make_sessionmaker(self.engine),
+                                    marks_writes=config.marks_writes)
 
     def close(self) -> None:
         async def _close() -> None:

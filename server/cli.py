@@ -31,14 +31,14 @@ def _settings() -> Settings:
 def _migrate(settings: Settings) -> None:
     from db.migrate import upgrade
 
-    upgrade(settings.database_url, settings.order_partitions)
+    upgrade(settings.database_url, settings.order_partitions, statement_cache=settings.statement_cache)
 
 
 async def _seed(settings: Settings) -> int:
     from db.engine import make_engine, make_sessionmaker
     from db.seed import seed_catalogue
 
-    engine = make_engine(settings.database_url, pool_size=1)
+    engine = make_engine(settings.database_url, pool_size=1, statement_cache=settings.statement_cache)
     try:
         return await seed_catalogue(make_sessionmaker(engine))
     finally:
@@ -51,7 +51,7 @@ async def _ensure_user(settings: Settings, email: str, password: str, staff: boo
     from db.engine import make_engine, make_sessionmaker
     from db.errors import EmailTaken
 
-    engine = make_engine(settings.database_url, pool_size=1)
+    engine = make_engine(settings.database_url, pool_size=1, statement_cache=settings.statement_cache)
     try:
         await create_customer(make_sessionmaker(engine), email.lower(), password, is_staff=staff)
         return "created"

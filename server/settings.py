@@ -13,6 +13,10 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# What sits between rushcart and PostgreSQL (DATABASE_POOLER): nothing, or a transaction-pooling
+# PgBouncer older than 1.21, which cannot carry prepared statements between transactions.
+POOLERS = ("none", "pgbouncer")
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
@@ -53,6 +57,14 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, the first by default."""
+    raw = env.get(name) or choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     # Every field maps to the upper-case environment variable of the same name.
@@ -79,6 +91,9 @@ class Settings:
     max_aliases: int = 15
     max_tokens: int = 2000
     db_pool_size: int = 10
+    # "pgbouncer": a transaction-pooling PgBouncer before 1.21 is in front (db.engine.make_engine).
+    database_pooler: str = "none"
+    database_read_url: str = ""
     login_attempts_per_window: int = 10
     login_attempts_per_client: int = 50
     login_attempts_per_account: int = 200
@@ -114,6 +129,11 @@ class Settings:
         from db.session_ids import derive_secret
 
         return derive_secret(self.session_secret or self.payment_webhook_secret, "guest session ids")
+
+    @property
+    def statement_cache(self) -> bool:
+        """Whether PostgreSQL connections may cache prepared statements (not through PgBouncer < 1.21)."""
+        return self.database_pooler == "none"
 
     @property
     def effective_cache_redis_url(self) -> str:
@@ -173,6 +193,8 @@ class Settings:
             max_aliases=_int(env, "MAX_ALIASES", 15, 1),
             max_tokens=_int(env, "MAX_TOKENS", 2000, 50),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1),
+            database_pooler=_choice(env, "DATABASE_POOLER", POOLERS),
+            database_read_url=env.get("DATABASE_READ_URL", ""),
             login_attempts_per_window=_int(env, "LOGIN_ATTEMPTS_PER_WINDOW", 10, 1),
             login_attempts_per_client=_int(env, "LOGIN_ATTEMPTS_PER_CLIENT", 50, 1),
             login_attempts_per_account=_int(env, "LOGIN_ATTEMPTS_PER_ACCOUNT", 200, 1),

@@ -17,6 +17,7 @@ from db.catalog import Catalog
 from db.engine import make_engine, make_sessionmaker
 from db.events import EventHub
 from db.orders import Orders
+from db.read_replica import Reads
 from db.session_ids import SessionIds
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
@@ -39,16 +40,29 @@ class AppState:
     enqueuer: JobEnqueuer
     events: EventHub
     dev_mode: bool = False
+    read_engine: AsyncEngine | None = None
 
     @property
     def redis(self) -> Redis:
         return self.backends.redis
 
 
+# A read replica that does not answer is given up on quickly: the read goes to the primary.
+REPLICA_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
 def open_state(settings: Settings) -> AppState:
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                         statement_cache=settings.statement_cache)
+    read_engine = (
+        make_engine(settings.database_read_url, pool_size=settings.db_pool_size,
+                    statement_cache=settings.statement_cache, connect_timeout=REPLICA_CONNECT_TIMEOUT_SECONDS)
+        if settings.database_read_url and settings.database_read_url != settings.database_url
+        else None
+    )
     redis = redis_client(settings.redis_url)
-    backends = Backends.of(redis, make_sessionmaker(engine))
+    backends = Backends.of(redis, make_sessionmaker(engine), marks_writes=read_engine is not None)
+    reads = Reads(backends.sessions, make_sessionmaker(read_engine) if read_engine else None, redis)
     cache = (
         redis_client(settings.cache_redis_url)
         if settings.cache_redis_url and settings.cache_redis_url != settings.redis_url
@@ -60,7 +74,7 @@ def open_state(settings: Settings) -> AppState:
         backends=backends,
         cache=cache,
         stock=stock,
-        catalog=Catalog(backends.sessions, cache, stock, settings.product_cache_ttl_seconds),
+        catalog=Catalog(backends.sessions, cache, stock, settings.product_cache_ttl_seconds, reads),
         accounts=Accounts(
             backends,
             settings.token_ttl_seconds,
@@ -76,10 +90,11 @@ def open_state(settings: Settings) -> AppState:
         carts=CartStore(
             backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
         ),
-        orders=Orders(backends, stock, settings.order_payment_ttl_seconds),
+        orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads),
         enqueuer=JobEnqueuer(settings.redis_url),
         events=EventHub(redis),
         dev_mode=settings.dev,
+        read_engine=read_engine,
     )
 
 
@@ -97,6 +112,8 @@ async def close_state(state: AppState) -> None:
         await state.cache.aclose()
     await state.redis.aclose()
     await state.engine.dispose()
+    if state.read_engine is not None:
+        await state.read_engine.dispose()
 
 
 def freeze_startup_heap() -> None:

@@ -24,6 +24,8 @@ def job_config(settings: Settings) -> JobConfig:
         persist_batch_size=settings.persist_batch_size,
         guest_cart_ttl_days=settings.guest_cart_ttl_days,
         customer_cart_ttl_days=settings.customer_cart_ttl_days,
+        statement_cache=settings.statement_cache,
+        marks_writes=settings.database_read_url not in {"", settings.database_url},
     )
 
 

@@ -19,6 +19,16 @@ from tests.stack import Stack, start_stack
 _counter = itertools.count()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PgBouncer pass (RUSHCART_TEST_POOLER=pgbouncer) needs the binary; without it, say so."""
+    from tests.pgbouncer import pgbouncer_binary
+
+    if os.environ.get("RUSHCART_TEST_POOLER") == "pgbouncer" and pgbouncer_binary() is None:
+        skip = pytest.mark.skip(reason="pgbouncer is not installed (.ci/run installs Debian's package)")
+        for item in items:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     s = start_stack()

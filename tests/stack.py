@@ -1,7 +1,9 @@
 """A live rushcart for tests: real PostgreSQL, Redis, API server process and RQ worker processes.
 
 With DATABASE_URL / REDIS_URL unset, embedded servers start under .data/test. The test
-database is dropped and recreated each run, and Redis starts empty.
+database is dropped and recreated each run, and Redis starts empty. With
+RUSHCART_TEST_POOLER=pgbouncer the API servers and workers reach PostgreSQL through a real
+PgBouncer in transaction pooling mode (tests/pgbouncer.py); the tests' own connections do not.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from db.migrate import upgrade
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
+
+if TYPE_CHECKING:
+    from tests.pgbouncer import PgBouncer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = Path(os.environ.get("RUSHCART_TEST_OUTPUT") or ROOT / "tests" / "output")
@@ -74,6 +79,7 @@ class Stack:
     server: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     extra_servers: list[ApiProcess] = field(default_factory=list)
+    pgbouncer: PgBouncer | None = None
 
     @property
     def base_url(self) -> str:
@@ -225,6 +231,8 @@ class Stack:
                 self.server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.server.kill()
+        if self.pgbouncer is not None:
+            self.pgbouncer.stop()
         if self.redis_server is not None:
             self.redis_server.stop()
         if self.postgres is not None:
@@ -285,6 +293,11 @@ def start_stack() -> Stack:
     env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     stack = Stack(database_url, redis_url, env, postgres=postgres, redis_server=redis_server)
     try:
+        if os.environ.get("RUSHCART_TEST_POOLER") == "pgbouncer":
+            from tests.pgbouncer import PgBouncer
+
+            stack.pgbouncer = PgBouncer(data_dir / "pgbouncer", database_url)
+            env.update(DATABASE_URL=stack.pgbouncer.start(), DATABASE_POOLER="pgbouncer")
         stack.start_server()
         stack.start_worker()
     except BaseException:

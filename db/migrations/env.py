@@ -21,7 +21,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = make_engine(config.attributes["database_url"], pool_size=1)
+    engine = make_engine(config.attributes["database_url"], pool_size=1,
+                         statement_cache=config.attributes.get("statement_cache", True))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

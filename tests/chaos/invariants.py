@@ -152,7 +152,7 @@ async def available(api_url: str, product_id: int, timeout: float = 30) -> int:
 async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, *, api_url: str, counters: str = "exact",
                      allow_lost: bool = False, fault_at: float | None = None, stack: Stack | None = None) -> Report:
     """Every invariant of a drained sale. `counters`: "exact" (the Redis counter equals
-    products.stock), or "reconcile" (the counter is never above products.stock, and equals it
+    product_stock), or "reconcile" (the counter is never above product_stock, and equals it
     once the reconciler has run twice; needs `stack`). `allow_lost`: accepted orders missing from
     PostgreSQL are reported in facts instead of failing (Redis restarted with appendfsync everysec);
     with `fault_at` (wall time of the crash) the facts say how long before it they were answered."""
@@ -197,8 +197,9 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, *, api_url: str, 
     wrong = [oid for oid in orders if sorted(lines_in_pg.get(oid, [])) != sorted(accepted[oid].lines)]
     report.expect(not wrong, "each persisted order holds the lines its buyer asked for", _sample(wrong, 3))
 
-    # Units: accepted minus cancelled == removed from products.stock; never below zero, never beyond stock.
-    stock = {r["id"]: r["stock"] for r in await pg.fetch("SELECT id, stock FROM products WHERE id = ANY($1)", pids)}
+    # Units: accepted minus cancelled == removed from product_stock; never below zero, never beyond stock.
+    rows = await pg.fetch("SELECT product_id, stock FROM product_stock WHERE product_id = ANY($1)", pids)
+    stock = {r["product_id"]: r["stock"] for r in rows}
     kept: dict[int, int] = defaultdict(int)
     cancelled_units: dict[int, int] = defaultdict(int)
     for oid, row in orders.items():
@@ -208,10 +209,10 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, *, api_url: str, 
     report.facts["units kept"] = dict(kept)
     report.facts["units cancelled"] = dict(cancelled_units)
     report.expect(all(removed[p] == kept[p] for p in pids),
-                  "units accepted minus units of cancelled orders == units removed from products.stock",
+                  "units accepted minus units of cancelled orders == units removed from product_stock",
                   {p: f"removed {removed[p]}, kept {kept[p]}, cancelled {cancelled_units[p]}" for p in pids
                    if removed[p] != kept[p]})
-    report.expect(all(v >= 0 for v in stock.values()), "no negative products.stock", stock)
+    report.expect(all(v >= 0 for v in stock.values()), "no negative product_stock", stock)
     sold: dict[int, int] = defaultdict(int)
     per_customer: dict[tuple[int, int], int] = defaultdict(int)
     for item in items:
@@ -224,7 +225,7 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, *, api_url: str, 
     over_limit = {k: v for k, v in per_customer.items() if k[1] in limits and v > limits[k[1]]}
     report.expect(not over_limit, "no customer holds more than maxPerCustomer", over_limit)
 
-    # Redis: nothing held; the live counter equals products.stock.
+    # Redis: nothing held; the live counter equals product_stock.
     held = dict(zip(pids, [int(v or 0) for v in await redis.mget([keys.stock_held(p) for p in pids])], strict=True))
     report.expect(not any(held.values()), "nothing held in Redis after the drain (stock:held:{pid} == 0)", held)
     if counters == "reconcile":
@@ -232,13 +233,13 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, *, api_url: str, 
         over = {p: (int(v), stock[p]) for p, v in raw.items() if v is not None and int(v) > stock[p]}
         report.facts["under-counted before reconciling"] = {
             p: stock[p] - int(v) for p, v in raw.items() if v is not None and int(v) < stock[p]}
-        report.expect(not over, "the stock counter is never above products.stock (a rebuild may only under-count)",
+        report.expect(not over, "the stock counter is never above product_stock (a rebuild may only under-count)",
                       over)
         assert stack is not None
         report.facts["reconciler repaired"] = await run_reconciler(stack)
     live = {p: await available(api_url, p) for p in pids}
-    report.expect(live == stock, "available (the Redis counter) == products.stock once nothing is held",
-                  {p: f"available {live[p]}, products.stock {stock[p]}" for p in pids if live[p] != stock[p]})
+    report.expect(live == stock, "available (the Redis counter) == product_stock once nothing is held",
+                  {p: f"available {live[p]}, product_stock {stock[p]}" for p in pids if live[p] != stock[p]})
     report.expect(all(v >= 0 for v in live.values()), "no negative available", live)
 
     # Allowances: a cancelled order gave its units back to its buyer exactly once.

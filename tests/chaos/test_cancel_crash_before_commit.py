@@ -5,7 +5,7 @@ buyer's allowance) inside the PostgreSQL transaction, before COMMIT. If the proc
 that Redis step and COMMIT (kill -9 of an API process answering cancelOrder, or of a worker
 expiring orders or applying a payment.failed), PostgreSQL rolls the cancellation back: the order
 stays PENDING and keeps its units, but Redis already offers them again. Buyers are then answered
-PENDING for units that do not exist (oversell); persisting such an order takes products.stock
+PENDING for units that do not exist (oversell); persisting such an order takes product_stock
 below zero, which its CHECK refuses, so its batch fails on every retry, and as every drain starts
 from the head of orders:topersist, no order queued after it is persisted either.
 
@@ -44,7 +44,7 @@ async def test_a_cancel_that_dies_before_commit_puts_no_unit_on_sale_twice(
         data = await client.graphql(PLACE, {"l": [{"productId": str(pid), "quantity": 2}], "k": f"crash-{pid}-1"},
                                     first.token)
         order_id = data["placeOrder"]["order"]["id"]
-        await drain(stack, redis, pg)  # persisted: products.stock 1, available 1
+        await drain(stack, redis, pg)  # persisted: product_stock 1, available 1
         with pytest.raises(ProcessDied):
             async with state.backends.sessions() as session, session.begin():
                 won = await cancel_in_session(state.backends, session, [OrderRef(first.customer_id, order_id)],
@@ -52,8 +52,8 @@ async def test_a_cancel_that_dies_before_commit_puts_no_unit_on_sale_twice(
                 if len(won) != 1:
                     pytest.fail("the cancellation did not win")
                 raise ProcessDied()
-        still = await pg.fetchrow("SELECT o.status, p.stock FROM orders o, products p WHERE o.id = $1::uuid "
-                                  "AND p.id = $2", order_id, pid)
+        still = await pg.fetchrow("SELECT o.status, s.stock FROM orders o, product_stock s WHERE o.id = $1::uuid "
+                                  "AND s.product_id = $2", order_id, pid)
         if tuple(still) != ("PENDING", 1):
             pytest.fail(f"not the state a crash before COMMIT leaves: {tuple(still)}")
         # One unit is left; the order whose cancellation was rolled back still holds the other two.

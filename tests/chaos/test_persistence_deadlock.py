@@ -7,9 +7,10 @@ persisting its order first, two cancels, two workers) each held KEY SHARE and wa
 other's, PostgreSQL killed one after deadlock_timeout, and its caller answered "Unexpected error."
 (fixed in 9c88b44: the rows are locked FOR UPDATE before the items are inserted).
 
-The interleaving is made certain: a transaction updating the product's name (as a staff edit
-would, holding the row FOR NO KEY UPDATE, which lets KEY SHARE through) keeps both cancels
-waiting at their FOR UPDATE; when it ends, both go on, one after the other.
+Since migration 0003 the rows locked FOR UPDATE are the products' `product_stock` rows, which
+no foreign key share-locks, and the interleaving is kept: a transaction holding the stock row
+FOR NO KEY UPDATE (as a restock would) keeps both cancels waiting at their FOR UPDATE; when it
+ends, both go on, one after the other.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ async def test_two_cancels_persisting_orders_of_one_product_both_succeed(
         async with pg.acquire() as edit:
             transaction = edit.transaction()
             await transaction.start()
-            await edit.execute("UPDATE products SET name = name WHERE id = $1", product.id)
+            await edit.execute("UPDATE product_stock SET stock = stock WHERE product_id = $1", product.id)
             cancels = [asyncio.create_task(client.graphql(CANCEL, {"id": oid}, buyer.token)) for buyer, oid in orders]
 
             async def both_waiting() -> bool:

@@ -1,7 +1,7 @@
 """Found by scenario 1 (now fixed): the stock reconciler took units off sale after a worker died mid-batch.
 
 A worker that dies between committing a batch and its Redis step (orders_persisted) leaves the
-batch's units counted twice by "products.stock minus stock:held" (PostgreSQL already took them
+batch's units counted twice by "product_stock minus stock:held" (PostgreSQL already took them
 off, the holds are still there) until the next persistence run finishes that Redis step: after a
 kill -9 that is seconds (the sweeper's 2 s age, the dead drainer's 10 s lock). The reconciler
 (db/lua/stock_reconcile.lua) repairs a drift it sees on two runs in a row and relies on the runs
@@ -59,7 +59,7 @@ async def test_units_stay_on_sale_when_the_reconciler_runs_after_a_worker_died_m
         with pytest.raises(ProcessDied):
             dying = Backends(state.redis, DiesBeforeRedisStep(state.redis), state.backends.sessions)
             await persist_orders(dying, [order_id])
-        crashed = (await pg.fetchval("SELECT stock FROM products WHERE id = $1", pid),
+        crashed = (await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", pid),
                    await redis.get(keys.stock_held(pid)))
         if crashed != (8, "2"):  # committed; the holds not released yet
             pytest.fail(f"not the state a crash after the commit leaves: {crashed}")

@@ -56,10 +56,10 @@ async def test_worker_killed_mid_batch_loses_and_doubles_nothing(
 
         await eventually(first_batches, timeout=60, interval=0.002, message="the worker's first batches")
         async with pg.acquire() as gate:
-            # KEY SHARE on the sale's products lets everything through but FOR UPDATE: the victim's next
-            # batch inserts its orders and then waits, inside its transaction, to lock those rows.
+            # KEY SHARE on the sale's stock rows lets everything through but FOR UPDATE: the victim's
+            # next batch inserts its orders and then waits, inside its transaction, to lock those rows.
             async with gate.transaction():
-                await gate.execute("SELECT 1 FROM products WHERE id = ANY($1) FOR KEY SHARE", pids)
+                await gate.execute("SELECT 1 FROM product_stock WHERE product_id = ANY($1) FOR KEY SHARE", pids)
                 gate_pid = await gate.fetchval("SELECT pg_backend_pid()")
 
                 async def mid_batch() -> bool:
@@ -81,7 +81,7 @@ async def test_worker_killed_mid_batch_loses_and_doubles_nothing(
     drained = await drain(stack, redis, pg, sale)
     # "reconcile", not "exact": the new worker's reconciler runs can take units held by the killed
     # worker's committed batch off sale (see test_reconciler_after_crash); the counter must still
-    # never be above products.stock, and equal it once the reconciler has run with nothing in flight.
+    # never be above product_stock, and equal it once the reconciler has run with nothing in flight.
     report = await check_sale(pg, redis, sale, api_url=stack.base_url, counters="reconcile", stack=stack)
     report.facts.update(killed_job=seen["job"], backlog=len(backlog), persisted_at_kill=seen["persisted"],
                         drained_in=f"{drained:.1f}s")

@@ -18,7 +18,7 @@ from tests.stack import eventually
 
 
 async def pg_stock(pg, product: dict[str, Any]) -> int:
-    return int(await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"])))
+    return int(await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"])))
 
 
 async def buyer(api: Api) -> Api:
@@ -111,7 +111,7 @@ async def test_rebuild_blocked_by_persistence_never_over_counts(api: Api, make_p
         tx = holder.transaction()
         await tx.start()
         # Stall the persistence job's stock update on this row, as a slow transaction would.
-        await holder.execute("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", int(product["id"]))
+        await holder.execute("SELECT 1 FROM product_stock WHERE product_id = $1 FOR UPDATE", int(product["id"]))
         order = (await place(client, (product, 4)))["order"]
         await redis.delete(keys.stock(product["id"]))
         rebuild = asyncio.create_task(state.stock.rebuild([int(product["id"])]))

@@ -64,7 +64,7 @@ async def test_success_racing_expiry_ends_paid_or_refundable_never_both(
     finally:
         await holder.close()
     final = (await buyer(READ, id=order["id"]))["order"]
-    stock = await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    stock = await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
     if first == "payment":
         assert ("PAID", False, 3, 3) == (final["status"], final["needsRefund"], stock, await available(api, product))
     else:

@@ -12,7 +12,7 @@ from tests.stack import Stack, eventually
 
 
 async def product_stock(pg, product: dict[str, Any]) -> int:
-    return int(await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"])))
+    return int(await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"])))
 
 
 async def test_worker_killed_mid_batch_loses_and_doubles_nothing(

@@ -67,7 +67,8 @@ async def test_place_order_answers_pending_and_reserves_at_once(buyer: Api, api:
     assert (8, 2) == (await available(api, a), await available(api, b))
     assert order == (await buyer(READ, id=order["id"]))["order"]
     await wait_persisted([order["id"]])
-    assert [8, 2] == [await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(p["id"])) for p in (a, b)]
+    stock = "SELECT stock FROM product_stock WHERE product_id = $1"
+    assert [8, 2] == [await pg.fetchval(stock, int(p["id"])) for p in (a, b)]
     assert uuid.UUID(order["id"]).version == 7
 
 
@@ -124,7 +125,7 @@ async def test_200_concurrent_buyers_for_20_units_never_oversell(api: Api, make_
     assert (20, {"OUT_OF_STOCK"}) == (len(accepted), refused)
     assert 0 == await available(api, product)
     await wait_persisted(accepted)
-    assert 0 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    assert 0 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
     assert 20 == await pg.fetchval("SELECT sum(quantity) FROM order_items WHERE product_id = $1", int(product["id"]))
     assert "0" == await redis.get(f"stock:held:{product['id']}")
 

@@ -174,14 +174,14 @@ async def test_update_rejects_bad_values_and_unknown_products(make_product, staf
 
 async def test_stock_adjust_moves_available_and_postgres_together(make_product, staff: Api, api: Api,
                                                                   pg, redis) -> None:
-    """Restock and write-off change `available`, the Redis counter and products.stock alike."""
+    """Restock and write-off change `available`, the Redis counter and product_stock alike."""
     product = await make_product(stock=5)
     up = await staff(ADJUST, id=product["id"], d=10)
     down = await staff(ADJUST, id=product["id"], d=-3)
     assert (15, 12) == (up["stockAdjust"]["product"]["available"],
                         down["stockAdjust"]["product"]["available"])
     assert 12 == (await api(GET, id=product["id"]))["product"]["available"]
-    assert 12 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    assert 12 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
     assert "12" == await redis.get(f"stock:{product['id']}")
 
 

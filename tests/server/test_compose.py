@@ -17,8 +17,14 @@ from server.webhooks import MAX_BODY as WEBHOOK_MAX_BODY
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-# Variables the images of PostgreSQL, Valkey and nginx read, not rushcart.
-THIRD_PARTY = {"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}, "redis": set(), "proxy": set()}
+# Variables the images of PostgreSQL, Valkey, nginx, PgBouncer and Citus read, not rushcart.
+THIRD_PARTY = {
+    "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"},
+    "redis": set(),
+    "proxy": set(),
+    "pgbouncer": {"DATABASE_URL", "POOL_MODE", "AUTH_TYPE", "MAX_CLIENT_CONN", "DEFAULT_POOL_SIZE"},
+    "citus": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"},
+}
 
 
 def services() -> dict[str, Any]:
@@ -161,3 +167,20 @@ def test_nginx_upgrades_websockets_and_forwards_the_client_address() -> None:
     assert ("$http_upgrade", "$connection_upgrade") == (graphql_headers["Upgrade"], graphql_headers["Connection"])
     assert ["http://api"] == value(graphql, "proxy_pass")
     assert [["404"]] == values(block(server, "location", "=", "/metrics"), "return")
+
+
+def test_services_reach_postgres_through_pgbouncer_in_transaction_mode() -> None:
+    """The API, the workers and migrations use PgBouncer (transaction pooling) with prepared statements off."""
+    s = services()
+    assert "transaction" == s["pgbouncer"]["environment"]["POOL_MODE"]
+    assert "@postgres:5432/" in s["pgbouncer"]["environment"]["DATABASE_URL"]
+    for name in ("migrate", "api", "worker"):
+        env = s[name]["environment"]
+        assert ("@pgbouncer:5432/", "pgbouncer") == (
+            env["DATABASE_URL"][env["DATABASE_URL"].index("@"):].split("rushcart")[0], env["DATABASE_POOLER"])
+
+
+def test_citus_profile_uses_the_official_image() -> None:
+    """A `citus` profile holds the official Citus image and starts only when asked for."""
+    citus = services()["citus"]
+    assert (["citus"], True) == (citus["profiles"], citus["image"].startswith("citusdata/citus:"))

@@ -220,7 +220,7 @@ async def test_early_events_are_applied_when_the_order_is_persisted(
     await wait_status(buyer, to_fail["id"], "CANCELLED")
     await wait_persisted([to_pay["id"], to_fail["id"]])
     assert 8 == await available(api, product)
-    assert 8 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    assert 8 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
 
 
 async def test_dev_pay_route_sends_a_signed_event(stack: Stack, buyer: Api, make_product) -> None:
