@@ -40,8 +40,9 @@ async def apply_payment_event(backends: Backends, event_id: str) -> str:
 async def apply_payment_events(backends: Backends, event_ids: Sequence[str]) -> dict[str, str]:
     """Apply a batch of stored webhook events: the orders they need that still wait in Redis are
     persisted first in one call (which applies their events in its own transaction), then the
-    rest are applied in order of receipt. Returns each event's outcome; an id that is not a
-    stored event still to apply answers 'already_applied'."""
+    rest are applied in order of receipt. Returns each event's outcome; an event applied
+    elsewhere (by another applier, or by the persistence of its order in this call) answers
+    'already_applied', and so does an id that is not a stored event."""
     events = await event_orders(backends.sessions, event_ids)
     order_ids = sorted({order_id for _, order_id in events})
     if order_ids:
