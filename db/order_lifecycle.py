@@ -47,7 +47,10 @@ async def apply_payment_events(backends: Backends, event_ids: Sequence[str]) -> 
     order_ids = sorted({order_id for _, order_id in events})
     if order_ids:
         scores = await backends.redis.zmscore(keys.ORDERS_TO_PERSIST, order_ids)
-        in_redis = [oid for oid, score in zip(order_ids, scores, strict=True) if score is not None]
+        # In the persistence batches' own order (by creation, then id), so this batch and one of
+        # theirs inserting the same orders wait for each other instead of deadlocking.
+        in_redis = [oid for _, oid in sorted((score, oid) for oid, score in zip(order_ids, scores, strict=True)
+                                             if score is not None)]
         if in_redis:
             await persist_orders(backends, in_redis)
     outcomes = dict.fromkeys(event_ids, "already_applied")
