@@ -112,3 +112,21 @@ async def test_a_batch_applies_events_in_order_of_receipt_once(
     assert [("PAID", False), ("CANCELLED", True)] == [(o["status"], o["needsRefund"]) for o in final]
     assert 9 == await available(api, product)
     assert 9 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+
+
+async def test_an_event_that_never_reached_the_queue_is_applied_by_the_sweeper(
+    api: Api, make_product, state, wait_persisted
+) -> None:
+    """An event stored but never queued (Redis down after the insert) still turns its order PAID."""
+    product = await make_product(price_cents=300)
+    buyer = await api.register(f"{unique('swept')}@example.com")
+    order = (await place(buyer, (product, 1)))["order"]
+    await wait_persisted([order["id"]])
+    event = PaymentEvent(id=unique("evt_swept_"), type="payment.succeeded", order_id=order["id"], amount_cents=300,
+                         currency="USD", created=int(time.time()), payload={})
+    assert await store_event(state.backends.sessions, event)
+
+    async def paid() -> bool:
+        return (await buyer(READ, id=order["id"]))["order"]["status"] == "PAID"
+
+    await eventually(paid, timeout=60, message="the sweeper to apply the event")
