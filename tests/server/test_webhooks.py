@@ -272,7 +272,8 @@ async def test_a_burst_of_webhooks_is_applied_in_batches(
             answers = await asyncio.gather(*[post(stack, body, client=client) for body in [*bodies, bodies[7]]])
         assert [200] + [202] * 300 == sorted(a.status_code for a in answers)
         jobs = await payment_jobs(redis) - jobs_before
-        assert 1 <= len(jobs) <= 10, f"{len(jobs)} jobs for 300 events"
+        # One job per 5 s of burst at most (the pending flag's life), however slow the machine.
+        assert 1 <= len(jobs) <= 30, f"{len(jobs)} jobs for 300 events"
     finally:
         stack.start_worker()
     ids = [o["id"] for o in orders]
