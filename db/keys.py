@@ -29,6 +29,9 @@ State Redis (never evicts, AOF on):
                            TTL 10 min.
     persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
     persist:lock           held by the one job draining orders:topersist. TTL 10 s, renewed per batch.
+    payments:toapply       zset: ids of stored webhook events not yet applied, scored by receipt (ms).
+    payments:pending       set while a payment drain job is queued, so a burst enqueues one job. TTL 5 s.
+    payments:lock          held by the one job draining payments:toapply. TTL 10 s, renewed per batch.
     token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
     ratelimit:login:{email}           sign-in attempts of an account from all addresses, counted before
                                       the password is checked (a success gives its count back). TTL
@@ -106,6 +109,9 @@ def orders_written(customer_id: int) -> str:
 ORDERS_TO_PERSIST = "orders:topersist"
 PERSIST_PENDING = "persist:pending"
 PERSIST_LOCK = "persist:lock"
+PAYMENTS_TO_APPLY = "payments:toapply"
+PAYMENTS_PENDING = "payments:pending"
+PAYMENTS_LOCK = "payments:lock"
 
 
 def token(raw_token: str) -> str:

@@ -6,6 +6,9 @@ turns and the second finds it done. The order's transition is the same single-wi
 conditional UPDATE as expiry (db.order_transitions): a success racing the expiry sweeper ends
 PAID with no stock released, or CANCELLED with `needs_refund` and stock released once.
 
+Events arrive in bursts, so they are applied in batches (apply_stored_events): a transaction per
+group of events, taken in order of receipt, each event row locked as when one is applied alone.
+
 An event for an order that is not in PostgreSQL yet is applied by whoever persists the order,
 in the transaction that inserts it; until then it waits in state `waiting`. Event states:
     received -> applied (outcome: paid | already_paid | refund_needed | cancelled | ignored)
@@ -16,6 +19,7 @@ in the transaction that inserts it; until then it waits in state `waiting`. Even
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.backends import Backends
@@ -37,7 +42,14 @@ from db.order_transitions import (
     publish_status,
 )
 
+log = logging.getLogger("rushcart.payments")
+
 EVENT_TYPES = ("payment.succeeded", "payment.failed")
+# Events applied per transaction: large enough to pay one commit for many events, small enough that
+# a group retried one by one (after a deadlock with another writer) costs little.
+APPLY_GROUP_SIZE = 100
+# While set, a payment drain job is queued: a burst of webhooks enqueues one job, not one each.
+PENDING_FLAG_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,72 @@ async def apply_stored_event(backends: Backends, event_id: str) -> str:
         await publish_status(backends, applied.paid, OrderStatus.PAID, at_ms=applied.paid_at_ms)
     await publish_released(backends, applied.released)
     return applied.outcome
+
+
+async def event_orders(sessions: async_sessionmaker[AsyncSession], event_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(event id, order id as sent) of the stored events among `event_ids` still to apply, in order
+    of receipt."""
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT id, order_id FROM payment_events WHERE id = ANY(:ids) AND state IN ('received', 'waiting') "
+                "ORDER BY received_at, id"
+            ),
+            {"ids": list(event_ids)},
+        )
+        return [(row.id, row.order_id) for row in rows]
+
+
+async def apply_stored_events(backends: Backends, event_ids: Sequence[str]) -> dict[str, str]:
+    """Apply stored events (given in order of receipt) in transactions of APPLY_GROUP_SIZE; returns
+    each one's outcome as apply_stored_event names it. Events already applied are skipped, so a
+    second call changes nothing."""
+    outcomes: dict[str, str] = {}
+    for start in range(0, len(event_ids), APPLY_GROUP_SIZE):
+        group = list(event_ids[start:start + APPLY_GROUP_SIZE])
+        try:
+            outcomes.update(await _apply_group(backends, group))
+        except DBAPIError:
+            # Several orders locked in one transaction may meet another writer locking them in
+            # another order (the expiry sweeper, a persistence batch); the group rolled back whole,
+            # so its events are applied one transaction each, which cannot deadlock that way.
+            log.warning("a group of %d payment events failed; applying them one by one", len(group), exc_info=True)
+            for event_id in group:
+                outcomes[event_id] = await apply_stored_event(backends, event_id)
+    return outcomes
+
+
+async def _apply_group(backends: Backends, event_ids: list[str]) -> dict[str, str]:
+    outcomes = dict.fromkeys(event_ids, "already_applied")
+    done: list[Applied] = []
+    async with backends.sessions() as session, session.begin():
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT id, type, order_id, amount_cents, currency FROM payment_events "
+                    "WHERE id = ANY(:ids) AND state IN ('received', 'waiting') ORDER BY received_at, id FOR UPDATE"
+                ),
+                {"ids": event_ids},
+            )
+        ).all()
+        waiting = []
+        for row in rows:
+            applied = await _apply_in_session(backends, session, row)
+            if applied is None:
+                waiting.append(row.id)
+                outcomes[row.id] = "waiting"
+            else:
+                done.append(applied)
+                outcomes[row.id] = applied.outcome
+        if waiting:
+            await session.execute(
+                text("UPDATE payment_events SET state = 'waiting' WHERE id = ANY(:ids)"), {"ids": waiting}
+            )
+    for applied in done:
+        if applied.paid is not None:
+            await publish_status(backends, applied.paid, OrderStatus.PAID, at_ms=applied.paid_at_ms)
+        await publish_released(backends, applied.released)
+    return outcomes
 
 
 async def apply_waiting_for_orders(

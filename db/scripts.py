@@ -420,3 +420,15 @@ class Scripts:
         """Queue on `pipe`: clear the owner's dirty mark unless the cart changed after `version`."""
         await self._scripts["cart_flushed"](keys=[keys.cart(owner), keys.CARTS_DIRTY], args=[owner, version],
                                             client=pipe)
+
+    # Payments --------------------------------------------------------------------------------
+
+    async def payment_queue(self, event_id: str, *, now_ms: int, pending_flag_ms: int) -> bool:
+        """Add a stored event to payments:toapply (db/lua/payment_queue.lua); True when no drain job
+        was pending, so the caller enqueues one."""
+        status, values = await self._run(
+            "payment_queue", [keys.PAYMENTS_TO_APPLY, keys.PAYMENTS_PENDING], [event_id, now_ms, pending_flag_ms]
+        )
+        if status != "OK":
+            raise _unexpected("payment_queue", status)
+        return int(values[0]) == 1

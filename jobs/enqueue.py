@@ -50,3 +50,9 @@ class JobEnqueuer:
             client, queues.ORDERS, "jobs.orders.persist_pending_orders", retry=PERSIST_RETRY, result_ttl=60,
             failure_ttl=7 * 86400, timeout=300,
         )
+
+    async def apply_payments(self, client: Redis) -> None:
+        await self.enqueue(
+            client, queues.PAYMENTS, "jobs.payments.apply_queued_payments", retry=PERSIST_RETRY, result_ttl=60,
+            failure_ttl=7 * 86400, timeout=300,
+        )

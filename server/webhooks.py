@@ -1,4 +1,4 @@
-"""`POST /webhooks/payments`: verify, store, enqueue. The answers are those of API.md.
+"""`POST /webhooks/payments`: verify, store, queue for the batch that applies it. The answers are those of API.md.
 
     413  body over 64 KiB
     401  signature missing or wrong, or its time more than 300 s away from now
@@ -20,8 +20,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from db.payments import EVENT_TYPES, PaymentEvent, store_event
-from jobs import queues
+from db.payments import EVENT_TYPES, PENDING_FLAG_MS, PaymentEvent, store_event
 from server.metrics import WEBHOOKS
 from server.request_body import RequestBodyError, parse_json_object, read_body
 from server.state import AppState
@@ -122,19 +121,22 @@ async def _read_body(request: Request) -> bytes:
 
 
 async def receive(state: AppState, secret: str, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
-    """Verify, store and enqueue one event; returns the HTTP status and JSON answer."""
+    """Verify, store and queue one event; returns the HTTP status and JSON answer.
+
+    The event joins payments:toapply and a drain job is enqueued only when none is pending, so a
+    burst of webhooks is applied by a few jobs in batches (jobs.payments.apply_queued_payments)."""
     verify(secret, signature, body)
     event = parse(body)
     if not await store_event(state.backends.sessions, event):
         return 200, {"status": "duplicate", "id": event.id}
     try:
-        await state.enqueuer.enqueue(
-            state.redis, queues.PAYMENTS, "jobs.payments.apply_payment_event", args=(event.id,), result_ttl=3600,
-            failure_ttl=7 * 86400,
-        )
+        if await state.backends.scripts.payment_queue(
+            event.id, now_ms=int(time.time() * 1000), pending_flag_ms=PENDING_FLAG_MS
+        ):
+            await state.enqueuer.apply_payments(state.redis)
     except Exception:
-        # Stored is what matters: the payment sweeper applies events whose job never ran.
-        log.exception("payment event %s stored but not enqueued; the sweeper will apply it", event.id)
+        # Stored is what matters: the payment sweeper applies events that never reached a batch.
+        log.exception("payment event %s stored but not queued; the sweeper will apply it", event.id)
     return 202, {"status": "accepted", "id": event.id}
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from db.engine import asyncpg_dsn
 from db.enums import CancelReason
-from db.order_lifecycle import apply_payment_event
+from db.order_lifecycle import apply_payment_event, apply_payment_events
 from db.order_transitions import OrderRef, cancel_orders
 from db.payments import PaymentEvent, store_event
 from tests.api import Api
@@ -70,3 +70,63 @@ async def test_success_racing_expiry_ends_paid_or_refundable_never_both(
     else:
         assert ("CANCELLED", "EXPIRED", True, 5, 5) == (
             final["status"], final["cancelReason"], final["needsRefund"], stock, await available(api, product))
+
+
+@pytest.mark.parametrize("persisted", [True, False])
+async def test_a_batch_applies_events_in_order_of_receipt_once(
+    persisted: bool, api: Api, make_product, pg, state, stack, wait_persisted
+) -> None:
+    """One batch over orders persisted or still in Redis: each order's events take effect in the order they were
+    received (success then failure ends PAID, failure then success ends CANCELLED + needsRefund), the
+    failed order's units come back once, and applying the batch again changes nothing."""
+    product = await make_product(stock=10, price_cents=500)
+    buyer = await api.register(f"{unique('batch')}@example.com")
+    if persisted:
+        paid_first = (await place(buyer, (product, 1)))["order"]
+        failed_first = (await place(buyer, (product, 2)))["order"]
+        await wait_persisted([paid_first["id"], failed_first["id"]])
+    stack.stop_workers()
+    try:
+        if not persisted:
+            paid_first = (await place(buyer, (product, 1)))["order"]
+            failed_first = (await place(buyer, (product, 2)))["order"]
+
+        async def stored(order: dict[str, Any], kind: str) -> str:
+            event = PaymentEvent(id=unique("evt_batch_"), type=kind, order_id=order["id"],
+                                 amount_cents=order["totalCents"], currency="USD", created=int(time.time()), payload={})
+            assert await store_event(state.backends.sessions, event)
+            return event.id
+
+        ids = [await stored(paid_first, "payment.succeeded"), await stored(failed_first, "payment.failed"),
+               await stored(paid_first, "payment.failed"), await stored(failed_first, "payment.succeeded")]
+        await apply_payment_events(state.backends, ids)
+        before = {r["id"]: dict(r) for r in await pg.fetch("SELECT * FROM payment_events WHERE id = ANY($1)", ids)}
+        assert ["paid", "cancelled", "ignored", "refund_needed"] == [before[i]["outcome"] for i in ids]
+        assert {i: "already_applied" for i in ids} == await apply_payment_events(state.backends, ids)
+        assert before == {r["id"]: dict(r) for r in await pg.fetch("SELECT * FROM payment_events WHERE id = ANY($1)",
+                                                                   ids)}
+    finally:
+        stack.start_worker()
+    await wait_persisted([paid_first["id"], failed_first["id"]])
+    final = [(await buyer(READ, id=o["id"]))["order"] for o in (paid_first, failed_first)]
+    assert [("PAID", False), ("CANCELLED", True)] == [(o["status"], o["needsRefund"]) for o in final]
+    assert 9 == await available(api, product)
+    assert 9 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+
+
+async def test_an_event_that_never_reached_the_queue_is_applied_by_the_sweeper(
+    api: Api, make_product, state, wait_persisted
+) -> None:
+    """An event stored but never queued (Redis down after the insert) still turns its order PAID."""
+    product = await make_product(price_cents=300)
+    buyer = await api.register(f"{unique('swept')}@example.com")
+    order = (await place(buyer, (product, 1)))["order"]
+    await wait_persisted([order["id"]])
+    event = PaymentEvent(id=unique("evt_swept_"), type="payment.succeeded", order_id=order["id"], amount_cents=300,
+                         currency="USD", created=int(time.time()), payload={})
+    assert await store_event(state.backends.sessions, event)
+
+    async def paid() -> bool:
+        return (await buyer(READ, id=order["id"]))["order"]["status"] == "PAID"
+
+    await eventually(paid, timeout=60, message="the sweeper to apply the event")

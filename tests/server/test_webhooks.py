@@ -232,3 +232,62 @@ async def test_dev_pay_route_sends_a_signed_event(stack: Stack, buyer: Api, make
         missing = await client.post(f"{stack.base_url}/dev/pay", json={"orderId": "nope"})
     assert (202, 404) == (response.status_code, missing.status_code)
     await wait_status(buyer, order["id"], "PAID")
+
+
+async def payment_jobs(redis: Any) -> set[str]:
+    """Ids of the RQ jobs that apply payment events (queued or kept after they ran)."""
+    found = set()
+    async for key in redis.scan_iter(match="rq:job:*", count=1000):
+        description = await redis.hget(key, "description") if await redis.type(key) == "hash" else None
+        if description and description.startswith("jobs.payments.apply"):
+            found.add(key)
+    return found
+
+
+async def test_a_burst_of_webhooks_is_applied_in_batches(
+    stack: Stack, api: Api, make_product, pg, redis, wait_persisted
+) -> None:
+    """300 signed webhooks at once, for persisted orders and orders still in Redis, a duplicate and two
+    failures among them: a few jobs apply them all, every order ends PAID or CANCELLED once, units back once."""
+    product = await make_product(stock=1000)
+    buyers = [await api.register(f"{unique('burst')}@example.com") for _ in range(3)]
+
+    async def place_many(count: int) -> list[dict[str, Any]]:
+        placed = []
+        for start in range(0, count, 30):
+            placed += await asyncio.gather(*[place(buyers[n % 3], (product, 1))
+                                             for n in range(start, min(start + 30, count))])
+        return [p["order"] for p in placed]
+
+    persisted = await place_many(150)
+    await wait_persisted([o["id"] for o in persisted])
+    stack.stop_workers()
+    try:
+        in_redis = await place_many(150)
+        orders = persisted + in_redis
+        failing = {persisted[0]["id"], in_redis[0]["id"]}
+        bodies = [event(o, "payment.failed" if o["id"] in failing else "payment.succeeded") for o in orders]
+        jobs_before = await payment_jobs(redis)
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) as client:
+            answers = await asyncio.gather(*[post(stack, body, client=client) for body in [*bodies, bodies[7]]])
+        assert [200] + [202] * 300 == sorted(a.status_code for a in answers)
+        jobs = await payment_jobs(redis) - jobs_before
+        # One job per 5 s of burst at most (the pending flag's life), however slow the machine.
+        assert 1 <= len(jobs) <= 30, f"{len(jobs)} jobs for 300 events"
+    finally:
+        stack.start_worker()
+    ids = [o["id"] for o in orders]
+
+    async def settled() -> bool:
+        rows = await pg.fetch("SELECT status, count(*) AS n FROM orders WHERE id = ANY($1::uuid[]) GROUP BY status",
+                              ids)
+        return {r["status"]: r["n"] for r in rows} == {"PAID": 298, "CANCELLED": 2}
+
+    await eventually(settled, timeout=60, message="298 orders PAID and 2 CANCELLED")
+    outcomes = await pg.fetch("SELECT outcome, count(*) AS n FROM payment_events WHERE id = ANY($1) GROUP BY outcome",
+                              [b["id"] for b in bodies])
+    assert {"paid": 298, "cancelled": 2} == {r["outcome"]: r["n"] for r in outcomes}
+    assert 1000 - 298 == await available(api, product)
+    await wait_persisted(ids)
+    assert 1000 - 298 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    assert "PAYMENT_FAILED" == (await status_of(buyers[0], persisted[0]["id"]))["cancelReason"]
