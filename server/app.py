@@ -28,7 +28,6 @@ from server.metrics import metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
 from server.state import AppState, close_state, freeze_startup_heap, open_state, warm_state
-from server.timeouts import BodyDeadline
 from server.webhooks import payment_webhook
 
 log = logging.getLogger("rushcart.app")
@@ -104,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(Route("/dev/pay", dev_pay, methods=["POST"]))
     if Path(FRONTEND, "index.html").exists():
         routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True), name="demo"))
-    middleware = [*_cors(settings), Middleware(BodyDeadline, seconds=settings.request_body_timeout_seconds)]
+    middleware = [*_cors(settings)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 

@@ -111,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from server.services import services
-    from server.timeouts import HeaderDeadlineProtocol
+    from server.timeouts import DeadlineProtocol
 
     with services(_settings(), start=False) as settings:
         os.environ.update(
@@ -134,8 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
             log_level=args.log_level,
             access_log=False,
             lifespan="on",
-            # uvicorn's own protocol with a deadline for a request's headers (server/timeouts.py).
-            http=HeaderDeadlineProtocol,
+            # uvicorn's own protocol with deadlines for a request's headers and body (server/timeouts.py).
+            http=DeadlineProtocol,
             # Client addresses from X-Forwarded-For only behind a proxy the operator named.
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.trusted_proxies or None,

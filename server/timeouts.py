@@ -5,15 +5,16 @@ uvicorn bounds only the idle time between requests on a kept-alive connection
 line, or headers and then a body that never comes, holds a connection (and, for the body, a
 running request) for as long as it likes. Two pieces close that:
 
-- `HeaderDeadlineProtocol`, uvicorn's httptools protocol with a timer from the moment the server
-  waits for a request (a new connection, or the end of the previous response) until the request's
-  headers are complete: when it fires the server answers 408 and closes the connection.
-  `REQUEST_HEADER_TIMEOUT_SECONDS`, 10 by default. (uvicorn calls the hooks it overrides for every
-  request; `tests/server/test_slow_clients.py` fails if a uvicorn release changes that.)
-- `BodyDeadline`, an ASGI middleware: the whole body must have arrived within
-  `REQUEST_BODY_TIMEOUT_SECONDS` (10 by default) of the headers, else the answer is a 408 with a
-  JSON body and the connection is closed. A total deadline, not an idle one, so a body trickled a
-  byte at a time is cut off as surely as one that stops.
+`DeadlineProtocol` is uvicorn's httptools protocol with one timer per request:
+- from the moment the server waits for a request (a new connection, or the end of the previous
+  response) until the request's headers are complete (`REQUEST_HEADER_TIMEOUT_SECONDS`, 10 by
+  default): when it fires the server answers 408 and closes the connection;
+- then, re-armed, until the whole body has arrived (`REQUEST_BODY_TIMEOUT_SECONDS`, 10 by
+  default): else a 408 with a JSON body (the route's error shape, the negotiated media type) and
+  the connection is closed. A total deadline, not an idle one, so a body trickled a byte at a
+  time is cut off as surely as one that stops.
+(uvicorn calls the hooks it overrides for every request; `tests/server/test_slow_clients.py`
+fails if a uvicorn release changes that.)
 
 The reverse proxy in front of the API (deploy/nginx.conf) has the same bounds, so a stalled
 client is stopped there first; these keep the API safe when it is reached directly.
@@ -27,19 +28,14 @@ import json
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.graphql_http import negotiate
 from server.settings import Settings
 
-__all__ = ["BodyDeadline", "BodyTimeoutError", "HeaderDeadlineProtocol"]
+__all__ = ["DeadlineProtocol"]
 
 _WEBHOOK_PREFIX = "/webhooks/"
-
-
-class BodyTimeoutError(Exception):
-    """The request's body did not arrive within its deadline."""
 
 
 def _error_body(path: str, message: str) -> bytes:
@@ -49,70 +45,11 @@ def _error_body(path: str, message: str) -> bytes:
     return json.dumps({"errors": [{"message": message, "extensions": {"code": "REQUEST_TIMEOUT"}}]}).encode()
 
 
-class BodyDeadline:
-    """Answers 408 (JSON) when a request's body is not complete `seconds` after its headers."""
-
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        deadline = asyncio.get_running_loop().time() + self.seconds
-        body_done = False
-        response_started = False
-
-        async def timed_receive() -> Message:
-            nonlocal body_done
-            if body_done:
-                # Past the body only `http.disconnect` can come, and waiting for it is not the client's stall.
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimeoutError from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracked_send)
-        except BodyTimeoutError:
-            if response_started:
-                raise
-            await self._answer_timeout(scope, send)
-
-    async def _answer_timeout(self, scope: Scope, send: Send) -> None:
-        path: str = scope.get("path", "")
-        body = _error_body(path, f"the request body did not arrive within {self.seconds:g} seconds")
-        media_type = "application/json" if path.startswith(_WEBHOOK_PREFIX) else negotiate(
-            Headers(scope=scope).get("accept"))
-        await send({
-            "type": "http.response.start",
-            "status": 408,
-            "headers": [
-                (b"content-type", media_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-                # The rest of the body may still come; the connection cannot carry another request.
-                (b"connection", b"close"),
-            ],
-        })
-        await send({"type": "http.response.body", "body": body})
-
-
 @functools.cache
-def _header_timeout() -> float:
+def _timeouts() -> tuple[float, float]:
     # Read once per process: uvicorn builds a protocol per connection, each worker process its own.
-    return float(Settings.from_env().request_header_timeout_seconds)
+    settings = Settings.from_env()
+    return float(settings.request_header_timeout_seconds), float(settings.request_body_timeout_seconds)
 
 
 _HEADER_TIMEOUT_BODY = _error_body("/", "the request's headers did not arrive in time")
@@ -126,45 +63,80 @@ _HEADER_TIMEOUT_RESPONSE = b"".join([
 ])
 
 
-class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing a connection whose request headers take too long."""
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with one timer per request: first for its headers, then (re-armed
+    when they are complete) for its whole body. Kept in the protocol rather than in an ASGI
+    middleware so a request whose body arrived with its headers, nearly all of them, pays one
+    timer and nothing per `receive`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
-    def _arm_header_timer(self) -> None:
-        self._disarm_header_timer()
-        self._header_timer = self.loop.call_later(_header_timeout(), self._headers_timed_out)
+    def _arm(self, seconds: float, on_expiry: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, on_expiry)
 
-    def _disarm_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _headers_timed_out(self) -> None:
-        self._header_timer = None
+        self._deadline = None
         # Only between requests: nothing of ours is on the wire then, so the 408 interleaves no response.
         if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
             return
         self.transport.write(_HEADER_TIMEOUT_RESPONSE)
         self.transport.close()
 
+    def _body_timed_out(self) -> None:
+        self._deadline = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body:
+            return
+        if not cycle.response_started:
+            path: str = self.scope.get("path", "")
+            body = _error_body(path, f"the request body did not arrive within {_timeouts()[1]:g} seconds")
+            media_type = "application/json" if path.startswith(_WEBHOOK_PREFIX) else negotiate(
+                Headers(raw=list(self.scope["headers"])).get("accept"))
+            self.transport.write(b"".join([
+                b"HTTP/1.1 408 Request Timeout\r\n",
+                b"content-type: " + media_type.encode() + b"\r\n",
+                b"content-length: " + str(len(body)).encode() + b"\r\n",
+                # The rest of the body may still come; the connection cannot carry another request.
+                b"connection: close\r\n",
+                b"\r\n",
+                body,
+            ]))
+        # The request is over for the application too: its `receive` answers http.disconnect and
+        # whatever it still sends is dropped, as for a client that went away.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self.transport.close()
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_timer()
+        self._arm(_timeouts()[0], self._headers_timed_out)
 
     def on_headers_complete(self) -> None:
-        self._disarm_header_timer()
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.more_body and not self.parser.should_upgrade():
+            self._arm(_timeouts()[1], self._body_timed_out)
+        else:
+            self._disarm()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         waiting = not self.pipeline  # else uvicorn starts the next request, its headers already read
         super().on_response_complete()
         # The next request's headers get the same deadline (uvicorn's keep-alive timer stops at its first byte).
         if waiting and not self.transport.is_closing():
-            self._arm_header_timer()
+            self._arm(_timeouts()[0], self._headers_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_timer()
+        self._disarm()
         super().connection_lost(exc)

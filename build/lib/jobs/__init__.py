@@ -1,1 +1,0 @@
-"""RQ job functions and the periodic schedule. Jobs reach data through db/ only."""
