@@ -212,6 +212,27 @@ class BenchStack:
                 self._wait_ready(child)
         return {variant: [child.port for child in children] for variant, children in started.items()}
 
+    def start_server(self, name: str, variant: str = "rushcart") -> Child:
+        """One more server process named `name` (of the form `kind-N`), ready; stop it with stop_child."""
+        port = free_port()
+        child = self._spawn(name, [*SERVER_COMMANDS[variant], "--port", str(port)], port)
+        self._wait_ready(child)
+        return child
+
+    def stop_child(self, child: Child) -> None:
+        """Stop one child as stop_children stops all of them."""
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+        try:
+            child.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        self.children.remove(child)
+        self._remember_children()
+
     def _wait_ready(self, child: Child, timeout: float = 60) -> None:
         url = f"http://127.0.0.1:{child.port}/readyz"
 
