@@ -29,7 +29,7 @@ import httpx
 from bench.load import ACCEPTED, LoadSpec, is_uncertain
 from bench.report import fmt, percentile
 from bench.seed import Buyer, GraphQL, create_sale
-from bench.stack import ROOT, BenchStack, Child, StackError
+from bench.stack import ROOT, BenchStack, Child, StackError, process_cpu
 from bench.variant import run_load
 
 # Every stock change costs the buyer a unit: enough for any sale this part runs.
@@ -49,6 +49,7 @@ class LiveSetting:
     buyers: list[Buyer]
     duration: float  # seconds of each sale phase
     concurrency: int
+    rate: float  # the sale's requests per second (0: as fast as the process answers)
     watcher_processes: int
     max_quantity: int
     seed: int
@@ -62,6 +63,8 @@ class Sale:
     p50_ms: float
     p99_ms: float
     server_cpu_us: float  # the API process' CPU per request
+    server_cpu_pct: float  # the API process' CPU over the sale, in % of one core
+    crowd_cpu_pct: float  # the watcher processes' CPU over the sale, in % of one core (0 alone)
 
 
 @dataclass
@@ -96,14 +99,16 @@ def rss_mb(pid: int) -> float:
     raise StackError(f"no VmRSS for process {pid}")
 
 
-def _sale(load: dict[str, Any], cpu_s: float) -> Sale:
+def _sale(load: dict[str, Any], cpu_s: float, crowd_cpu_s: float) -> Sale:
     outcomes: dict[str, int] = load["outcomes"]
     failed = sum(n for code, n in outcomes.items() if is_uncertain(code))
     requests = int(load["requests"])
     if outcomes.get(ACCEPTED, 0) == 0:
         raise StackError(f"the live sale bought nothing: {outcomes}")
+    wall = load["elapsed"] + load["warmup_s"]  # the CPU figures include the warm-up
     return Sale(requests, requests / load["elapsed"], failed, percentile(load["latencies_ms"], 50),
-                percentile(load["latencies_ms"], 99), cpu_s / max(requests, 1) * 1e6)
+                percentile(load["latencies_ms"], 99), cpu_s / max(requests, 1) * 1e6, 100 * cpu_s / wall,
+                100 * crowd_cpu_s / wall)
 
 
 class Crowd:
@@ -141,6 +146,9 @@ class Crowd:
         line: dict[str, Any] = json.loads(raw)
         return line
 
+    def cpu_seconds(self) -> float:
+        return sum(process_cpu(p.pid) for p in self.processes)
+
     async def close(self) -> tuple[int, int, list[float]]:
         """Let every watcher leave: (events, errors, every delay in ms)."""
         for process in self.processes:
@@ -159,18 +167,19 @@ class Crowd:
             await process.wait()
 
 
-async def _sale_on(s: LiveSetting, server: Child, product: int, warmup: list[int], name: str,
+async def _sale_on(s: LiveSetting, server: Child, crowd: Crowd, product: int, warmup: list[int], name: str,
                    round_seed: int) -> Sale:
     spec = LoadSpec(
         kind="graphql", label=name, targets=[("127.0.0.1", server.port)],
         buyers=[(b.customer_id, b.token) for b in s.buyers], products=[product], warmup_products=warmup,
         duration=s.duration, requests=0, warmup=1.0, concurrency=s.concurrency, max_quantity=s.max_quantity,
-        key_prefix=f"{s.run_id}-{name}", seed=round_seed, timeout=30, client="raw",
+        key_prefix=f"{s.run_id}-{name}", seed=round_seed, timeout=30, client="raw", rate=s.rate,
     )
     kind = server.name.rsplit("-", 1)[0]
-    cpu_before = s.stack.cpu_seconds(kind)
+    cpu_before, crowd_before = s.stack.cpu_seconds(kind), crowd.cpu_seconds()
     load = await run_load(s.stack.data_dir / "runs", name, spec)
-    return _sale(load, s.stack.cpu_seconds(kind) - cpu_before)
+    load["warmup_s"] = spec.warmup
+    return _sale(load, s.stack.cpu_seconds(kind) - cpu_before, crowd.cpu_seconds() - crowd_before)
 
 
 async def measure(s: LiveSetting, watchers: int, say: Callable[[str], None]) -> LiveRun:
@@ -182,14 +191,14 @@ async def measure(s: LiveSetting, watchers: int, say: Callable[[str], None]) -> 
     server = s.stack.start_server(f"live{watchers}-0")
     crowd = Crowd(s.stack.data_dir / "runs", f"live-{watchers}")
     try:
-        alone = await _sale_on(s, server, product, sale.warmup_products, f"live-{watchers}-alone", s.seed)
+        alone = await _sale_on(s, server, crowd, product, sale.warmup_products, f"live-{watchers}-alone", s.seed)
         rss_before = rss_mb(server.process.pid)
         ws_url = f"ws://127.0.0.1:{server.port}/graphql"
         ready, connect_s = await crowd.open(ws_url, product, watchers, s.watcher_processes)
         rss_connected = rss_mb(server.process.pid)
         say(f"  {ready:,} of {watchers:,} watchers connected in {connect_s:.1f}s; "
             f"API RSS {rss_before:.0f} -> {rss_connected:.0f} MB")
-        watched = await _sale_on(s, server, product, [], f"live-{watchers}-watched", s.seed + 1)
+        watched = await _sale_on(s, server, crowd, product, [], f"live-{watchers}-watched", s.seed + 1)
         rss_after = rss_mb(server.process.pid)
         events, errors, delays = await crowd.close()
     finally:
@@ -222,6 +231,9 @@ ROWS: list[tuple[str, str, int]] = [
     ("sale p99 watched (ms)", "watched.p99_ms", 1),
     ("sale p99 watched / alone", "sale_p99_ratio", 2),
     ("sale failed requests", "watched.failed", 0),
+    ("API CPU during the sale alone (% of a core)", "alone.server_cpu_pct", 0),
+    ("API CPU during the sale watched (% of a core)", "watched.server_cpu_pct", 0),
+    ("watchers' CPU during the sale (% of a core)", "watched.crowd_cpu_pct", 0),
     ("API CPU per request alone (us)", "alone.server_cpu_us", 0),
     ("API CPU per request watched (us)", "watched.server_cpu_us", 0),
 ]
@@ -235,9 +247,11 @@ def _value(run: LiveRun, path: str) -> float:
 
 
 def section(runs: list[LiveRun], s: LiveSetting) -> list[str]:
+    pace = (f"{s.rate:g} requests/s from {s.concurrency} connections" if s.rate
+            else f"as fast as answered, {s.concurrency} in flight")
     lines = [f"live updates: productStock watchers (graphql-transport-ws, {s.watcher_processes} processes) on one "
-             f"API process while a sale runs on it (concurrency {s.concurrency}, {s.duration:g}s alone, then "
-             f"{s.duration:g}s watched):",
+             f"API process while a sale runs on it ({pace}, {s.duration:g}s alone, then {s.duration:g}s "
+             "watched):",
              f"{'watchers':<44}" + "".join(f"{r.watchers:>12,}" for r in runs)]
     for label, path, digits in ROWS:
         lines.append(f"{label:<44}" + "".join(f"{fmt(_value(r, path), digits):>12}" for r in runs))

@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="productStock watchers on one API process during a sale, comma-separated crowd sizes "
                         "(1000,5000,10000 for the full run; 0: skip that part)")
     p.add_argument("--live-duration", type=float, default=8, help="seconds of the live sale, alone and watched")
-    p.add_argument("--live-concurrency", type=int, default=16, help="requests in flight in the live sale")
+    p.add_argument("--live-rate", type=float, default=200,
+                   help="requests/s of the live sale, paced (0: as fast as the process answers)")
+    p.add_argument("--live-concurrency", type=int, default=16, help="connections of the live sale")
     p.add_argument("--live-processes", type=int, default=2, help="processes the watchers are spread over")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             live_setting = live.LiveSetting(
                 stack=stack, run_id=run_id, graphql_url=f"http://127.0.0.1:{ports['rushcart'][0]}/graphql",
                 staff_token=staff, buyers=buyers, duration=args.live_duration, concurrency=args.live_concurrency,
+                rate=args.live_rate,
                 watcher_processes=args.live_processes, max_quantity=args.max_quantity, seed=args.seed)
             lives = measure_live(live_setting, args.live_sizes)
         if args.persistence_orders:

@@ -69,7 +69,7 @@ def _forget_dead_pg_handles(pgdata: Path) -> None:
     handles.write_text(json.dumps([pid for pid in pids if Path(f"/proc/{pid}").exists()]))
 
 
-def _process_cpu(pid: int) -> float:
+def process_cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -189,7 +189,7 @@ class BenchStack:
         "redis": read from /proc, so a busy machine's other load does not blur it."""
         pids = ([self.redis_server.process.pid] if kind == "redis" and self.redis_server and self.redis_server.process
                 else [c.process.pid for c in self.children if c.name.rsplit("-", 1)[0] == kind])
-        return sum(_process_cpu(pid) for pid in pids)
+        return sum(process_cpu(pid) for pid in pids)
 
     def run_cli(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,
