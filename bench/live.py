@@ -230,13 +230,16 @@ ROWS: list[tuple[str, str, int]] = [
     ("sale p99 alone (ms)", "alone.p99_ms", 1),
     ("sale p99 watched (ms)", "watched.p99_ms", 1),
     ("sale p99 watched / alone", "sale_p99_ratio", 2),
-    ("sale failed requests", "watched.failed", 0),
+    ("sale failed requests (watched)", "watched.failed", 0),
     ("API CPU during the sale alone (% of a core)", "alone.server_cpu_pct", 0),
     ("API CPU during the sale watched (% of a core)", "watched.server_cpu_pct", 0),
     ("watchers' CPU during the sale (% of a core)", "watched.crowd_cpu_pct", 0),
     ("API CPU per request alone (us)", "alone.server_cpu_us", 0),
     ("API CPU per request watched (us)", "watched.server_cpu_us", 0),
 ]
+
+
+LABEL_WIDTH = max(len(label) for label, _, _ in ROWS) + 1
 
 
 def _value(run: LiveRun, path: str) -> float:
@@ -252,9 +255,9 @@ def section(runs: list[LiveRun], s: LiveSetting) -> list[str]:
     lines = [f"live updates: productStock watchers (graphql-transport-ws, {s.watcher_processes} processes) on one "
              f"API process while a sale runs on it ({pace}, {s.duration:g}s alone, then {s.duration:g}s "
              "watched):",
-             f"{'watchers':<44}" + "".join(f"{r.watchers:>12,}" for r in runs)]
+             f"{'watchers':<{LABEL_WIDTH}}" + "".join(f"{r.watchers:>12,}" for r in runs)]
     for label, path, digits in ROWS:
-        lines.append(f"{label:<44}" + "".join(f"{fmt(_value(r, path), digits):>12}" for r in runs))
+        lines.append(f"{label:<{LABEL_WIDTH}}" + "".join(f"{fmt(_value(r, path), digits):>12}" for r in runs))
     goal = next((r for r in runs if r.watchers >= GOAL_WATCHERS), None)
     if goal is None:
         lines.append(f"goals are set at {GOAL_WATCHERS:,} watchers (--live 1000,5000,10000)")
