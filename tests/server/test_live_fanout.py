@@ -143,9 +143,11 @@ async def test_a_purchase_is_not_delayed_by_a_thousand_watchers(stack: Stack, ap
             await trigger_buyer.buy(quiet)
             windows = Windows(server.process.pid)
             runner = asyncio.create_task(windows.run())
-            latencies, _ = await asyncio.gather(measure(buyer, windows, measured),
-                                                trigger(trigger_buyer, windows, watched, quiet))
-            await runner
+            try:
+                latencies, _ = await asyncio.gather(measure(buyer, windows, measured),
+                                                    trigger(trigger_buyer, windows, watched, quiet))
+            finally:
+                runner.cancel()
         crowd.stdin.close()
         summary = json.loads(await asyncio.wait_for(crowd.stdout.readline(), 60))
     finally:
