@@ -16,8 +16,9 @@ messages a second, shared execution added ~2 ms to the median purchase where the
 CPU to spare; per-subscriber execution saturated the process and added ~95 ms.
 
 Out of the default run (`slow`, in `make test-all`): on the same machine loaded by other work
-(load average ~10), the shared fan-out's own ~0.3 of a core also delayed purchases by 40-55 ms
-in two runs of three. A bound loose enough to pass there would pass per-subscriber execution too.
+(load average 6 to 10, the API process getting a quarter of a core), the shared fan-out's own
+CPU also delayed purchases, by 40-120 ms in five runs of six. A bound loose enough to pass there
+would pass per-subscriber execution too.
 """
 
 from __future__ import annotations
