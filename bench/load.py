@@ -64,6 +64,10 @@ class LoadSpec:
     timeout: float
     client: str
     answer: str = PERSISTED  # GraphQL variants: PERSISTED or a key of ORDER_FIELDS
+    # > 0: requests per second over all tasks, each task sending on a schedule of its own (a
+    # request that is late goes at once and the schedule does not catch up), so latency is
+    # measured at a load the server can carry rather than as concurrency / throughput.
+    rate: float = 0.0
 
     @classmethod
     def from_json(cls, raw: str) -> LoadSpec:
@@ -169,8 +173,16 @@ class Load:
         conn = connect(spec.client, host, port)
         rng = random.Random(spec.seed * 1_000_003 + index)
         seq = 0
+        interval = spec.concurrency / spec.rate if spec.rate > 0 else 0.0
+        # Tasks spread over one interval, not all at its start.
+        due = time.perf_counter() + interval * index / spec.concurrency
         try:
             while not self.clock.stop:
+                if interval:
+                    wait = due - time.perf_counter()
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # the schedule's slot, not a wait for a condition
+                    due = max(due + interval, time.perf_counter())
                 measured = self.clock.measuring()
                 if measured and spec.requests:
                     if self.clock.started >= spec.requests:

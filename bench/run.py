@@ -3,7 +3,8 @@
 One run: a fresh stack (bench.stack), buyers registered through the API (bench.seed), then for
 each round and each variant (bench.variant) a fresh sale, a burst from a separate load process
 (bench.load), the drain of the persistence backlog (bench.drain) and the invariant check
-(bench.invariants); then, with the servers and workers stopped, batched persistence against one
+(bench.invariants); then a crowd of stock watchers on one API process while a sale runs on it
+(bench.live); then, with the servers and workers stopped, batched persistence against one
 transaction per order (bench.persistence); at the end the table, the ratios (bench.report),
 bench/results/<timestamp>.json and its plot beside it (bench.plot). Exit status 1 on any
 violation, 2 if the stack failed, 130 on Ctrl-C.
@@ -25,7 +26,7 @@ from typing import NoReturn
 
 import httpx
 
-from bench import persistence, plot, report
+from bench import live, persistence, plot, report
 from bench.seed import STAFF_EMAIL, STAFF_PASSWORD, Buyer, GraphQL, SeedError, register_buyers, staff_token
 from bench.stack import ROOT, BenchStack, StackError
 from bench.variant import Setting, run_variant
@@ -58,6 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--register-concurrency", type=int, default=8, help="registrations in flight")
     p.add_argument("--timeout", type=float, default=30, help="seconds before a request counts as failed")
     p.add_argument("--drain-timeout", type=float, default=120, help="seconds to wait for the backlog to drain")
+    p.add_argument("--live", default="1000",
+                   help="productStock watchers on one API process during a sale, comma-separated crowd sizes "
+                        "(1000,5000,10000 for the full run; 0: skip that part)")
+    p.add_argument("--live-duration", type=float, default=8, help="seconds of the live sale, alone and watched")
+    p.add_argument("--live-rate", type=float, default=200,
+                   help="requests/s of the live sale, paced (0: as fast as the process answers)")
+    p.add_argument("--live-concurrency", type=int, default=16, help="connections of the live sale")
+    p.add_argument("--live-processes", type=int, default=2, help="processes the watchers are spread over")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
@@ -72,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("concurrency", "processes", "buyers", "products", "stock", "max_quantity", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        args.live_sizes = live.parse_sizes(args.live)
+    except ValueError as exc:
+        p.error(f"--live: {exc}")
+    if args.live_concurrency < 1 or args.live_processes < 1:
+        p.error("--live-concurrency and --live-processes must be at least 1")
     if args.persistence_orders < 0:
         p.error("--persistence-orders must be 0 (skip) or more")
     if args.workers < 1 and {"rushcart", "ceiling"} & set(args.variant_list):
@@ -106,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = BenchStack(args.data_dir)
     runs: list[report.VariantRun] = []
     persisted: persistence.PersistenceRun | None = None
+    lives: list[live.LiveRun] = []
+    live_setting: live.LiveSetting | None = None
     try:
         say(f"bench {run_id}: PostgreSQL and Redis under {args.data_dir}")
         stack.start_storage()
@@ -131,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
                     f"drain {report.fmt(run.drain_s, 2)} s, invariants {'ok' if run.ok else 'VIOLATED'}")
                 runs.append(run)
+        if args.live_sizes:
+            live_setting = live.LiveSetting(
+                stack=stack, run_id=run_id, graphql_url=f"http://127.0.0.1:{ports['rushcart'][0]}/graphql",
+                staff_token=staff, buyers=buyers, duration=args.live_duration, concurrency=args.live_concurrency,
+                rate=args.live_rate,
+                watcher_processes=args.live_processes, max_quantity=args.max_quantity, seed=args.seed)
+            lives = measure_live(live_setting, args.live_sizes)
         if args.persistence_orders:
             persisted = measure_persistence(stack, args, run_id, ports, staff, buyers)
     except KeyboardInterrupt:
@@ -144,7 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-    return finish(args, run_id, runs, persisted)
+    return finish(args, run_id, runs, persisted, lives, live_setting)
+
+
+def measure_live(setting: live.LiveSetting, sizes: list[int]) -> list[live.LiveRun]:
+    found = []
+    for count in sizes:
+        say(f"live: {count:,} productStock watchers on one API process during a sale")
+        run = asyncio.run(live.measure(setting, count, say))
+        say(f"  delivery p50 {run.delivery_p50_ms:,.0f} ms, p99 {run.delivery_p99_ms:,.0f} ms, "
+            f"{run.kb_per_watcher:.1f} KB per watcher, sale p99 {run.alone.p99_ms:.1f} ms alone, "
+            f"{run.watched.p99_ms:.1f} ms watched")
+        found.append(run)
+    return found
 
 
 def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str, ports: dict[str, list[int]],
@@ -165,7 +201,8 @@ def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str
 
 
 def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
-           persisted: persistence.PersistenceRun | None) -> int:
+           persisted: persistence.PersistenceRun | None, lives: list[live.LiveRun],
+           live_setting: live.LiveSetting | None) -> int:
     found = report.ratios(runs, args.variant_list)
     limit = args.max_per_customer or "none"
     load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
@@ -178,6 +215,10 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
     print()
     for line in report.ratio_lines(found):
         print(line)
+    if lives and live_setting is not None:
+        print()
+        for line in live.section(lives, live_setting):
+            print(line)
     if persisted is not None:
         print()
         for line in persistence.section(persisted):
@@ -190,6 +231,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "runs": [r.to_json() for r in runs], "ratios": found,
         "persistence": None if persisted is None else persisted.to_json(),
+        "live": [r.to_json() for r in lives],
     }, indent=1))
     print(f"\nresults: {path.relative_to(ROOT)}")
     picture = path.with_suffix(".png")
@@ -200,7 +242,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         say(f"no plot: {exc}")
     else:
         print(f"plot: {picture.relative_to(ROOT)}")
-    problems = report.violations(runs) + persistence.violations(persisted)
+    problems = report.violations(runs) + persistence.violations(persisted) + live.violations(lives)
     for problem in problems:
         print(f"INVARIANT VIOLATED: {problem}", file=sys.stderr)
     return 1 if problems else 0

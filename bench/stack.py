@@ -69,7 +69,7 @@ def _forget_dead_pg_handles(pgdata: Path) -> None:
     handles.write_text(json.dumps([pid for pid in pids if Path(f"/proc/{pid}").exists()]))
 
 
-def _process_cpu(pid: int) -> float:
+def process_cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -189,7 +189,7 @@ class BenchStack:
         "redis": read from /proc, so a busy machine's other load does not blur it."""
         pids = ([self.redis_server.process.pid] if kind == "redis" and self.redis_server and self.redis_server.process
                 else [c.process.pid for c in self.children if c.name.rsplit("-", 1)[0] == kind])
-        return sum(_process_cpu(pid) for pid in pids)
+        return sum(process_cpu(pid) for pid in pids)
 
     def run_cli(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,
@@ -211,6 +211,27 @@ class BenchStack:
             for child in children:
                 self._wait_ready(child)
         return {variant: [child.port for child in children] for variant, children in started.items()}
+
+    def start_server(self, name: str, variant: str = "rushcart") -> Child:
+        """One more server process named `name` (of the form `kind-N`), ready; stop it with stop_child."""
+        port = free_port()
+        child = self._spawn(name, [*SERVER_COMMANDS[variant], "--port", str(port)], port)
+        self._wait_ready(child)
+        return child
+
+    def stop_child(self, child: Child) -> None:
+        """Stop one child as stop_children stops all of them."""
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+        try:
+            child.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        self.children.remove(child)
+        self._remember_children()
 
     def _wait_ready(self, child: Child, timeout: float = 60) -> None:
         url = f"http://127.0.0.1:{child.port}/readyz"

@@ -1,10 +1,12 @@
-"""A crowd watching a product's stock: `python -m bench.watchers GRAPHQL_URL PRODUCT_ID N`.
+"""A crowd watching a product's stock: `python -m bench.watchers GRAPHQL_URL PRODUCT_ID N [DELAYS.json]`.
 
 Opens N graphql-transport-ws connections, each subscribed to `productStock`, from this process
 (so their CPU is not the API process' nor the caller's). Prints one JSON line when every watcher
 has its first event ({"ready": N, "connect_seconds": ...}), then counts the changes each receives
 and how late (receipt time minus the event's `at`). On end of stdin it prints a last line
-({"events": ..., "delivery_ms": {"p50": ..., "p99": ...}, "errors": ...}) and exits.
+({"events": ..., "delivery_ms": {"p50": ..., "p99": ...}, "errors": ...}) and exits; with
+DELAYS.json it also writes every delay there (milliseconds), so that several crowds' delays can be
+pooled into one percentile. A closed stdin (the caller gone, even killed) ends it the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -56,7 +59,7 @@ async def watch(url: str, product_id: str, gate: asyncio.Semaphore, ready: async
         ready.put_nowait(None)
 
 
-async def main(url: str, product_id: str, count: int) -> None:
+async def main(url: str, product_id: str, count: int, delays_file: str | None = None) -> None:
     gate = asyncio.Semaphore(CONNECTS_IN_FLIGHT)
     ready: asyncio.Queue[None] = asyncio.Queue()
     delays: list[float] = []
@@ -71,10 +74,15 @@ async def main(url: str, product_id: str, count: int) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if delays_file:
+        # At the end, once: nothing else runs on this loop any more.
+        Path(delays_file).write_text(json.dumps([round(d * 1000, 2) for d in delays]))  # noqa: ASYNC240
     print(json.dumps({"events": len(delays), "errors": len(errors),
                       "delivery_ms": {"p50": round(percentile(delays, 0.5) * 1000, 1),
                                       "p99": round(percentile(delays, 0.99) * 1000, 1)}}), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    if len(sys.argv) not in (4, 5):
+        raise SystemExit("usage: python -m bench.watchers GRAPHQL_URL PRODUCT_ID N [DELAYS.json]")
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) == 5 else None))

@@ -18,7 +18,10 @@ purchase that arrives a moment later. A channel with more than FANOUT_BATCH list
 therefore delivered by one background task, FANOUT_BATCH listeners per turn of the loop, so
 other work interleaves with a crowd's delivery. A channel may also be conflated: its listeners
 then get at most one event per `min_interval`, the newest, decided once for all of them (stock
-figures during a sale: the crowd wants the latest number, not every step).
+figures during a sale: the crowd wants the latest number, not every step). A conflated channel
+has at most one delivery under way: when a crowd takes longer to reach than `min_interval`, the
+newest event waits for the delivery in progress instead of queueing a round per event behind it,
+which would make every figure later than the one before and grow without bound.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class Listener:
 class _Channel:
     """One subscribed channel: its listeners and, when conflated, the event held back."""
 
-    __slots__ = ("held", "last_sent", "listeners", "min_interval", "timer")
+    __slots__ = ("busy", "held", "last_sent", "listeners", "min_interval", "timer")
 
     def __init__(self, min_interval: float) -> None:
         self.listeners: set[Listener] = set()
@@ -97,6 +100,7 @@ class _Channel:
         self.last_sent = 0.0
         self.held: dict[str, Any] | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.busy = False  # a conflated channel's delivery is in the outbox
 
 
 class EventHub:
@@ -111,7 +115,7 @@ class EventHub:
         self._lock = asyncio.Lock()
         self._watchers: dict[str, list[Callable[[dict[str, Any] | None], None]]] = {}
         # Deliveries too large to make at once, in arrival order; one task works through them.
-        self._outbox: deque[tuple[list[Listener], dict[str, Any]]] = deque()
+        self._outbox: deque[tuple[_Channel, list[Listener], dict[str, Any]]] = deque()
         self._outbox_ready = asyncio.Event()
         self._fanout_task: asyncio.Task[None] | None = None
 
@@ -183,7 +187,8 @@ class EventHub:
             for listener in state.listeners:
                 listener.push(event)
             return
-        self._outbox.append((list(state.listeners), event))
+        state.busy = state.min_interval > 0
+        self._outbox.append((state, list(state.listeners), event))
         self._outbox_ready.set()
 
     def _release_held(self, state: _Channel) -> None:
@@ -191,6 +196,16 @@ class EventHub:
         event, state.held = state.held, None
         if event is not None and state.listeners:
             self._deliver(state, event)
+
+    def _schedule_held(self, state: _Channel) -> None:
+        """Deliver a conflated channel's held event once its interval is over and no delivery runs."""
+        if state.held is None or state.timer is not None or state.busy:
+            return
+        wait = state.last_sent + state.min_interval - time.monotonic()
+        if wait <= 0:
+            self._release_held(state)
+        else:
+            state.timer = asyncio.get_running_loop().call_later(wait, self._release_held, state)
 
     def _dispatch(self, channel: str, event: dict[str, Any]) -> None:
         for callback in self._watchers.get(channel, ()):
@@ -201,26 +216,25 @@ class EventHub:
         if state.min_interval <= 0:
             self._deliver(state, event)
             return
-        # Conflated: the newest event waits out the interval since the last delivery.
+        # Conflated: the newest event waits out the interval since the last delivery, and the
+        # end of a delivery still under way.
         state.held = event
-        if state.timer is None:
-            wait = state.last_sent + state.min_interval - time.monotonic()
-            if wait <= 0:
-                self._release_held(state)
-            else:
-                state.timer = asyncio.get_running_loop().call_later(wait, self._release_held, state)
+        self._schedule_held(state)
 
     async def _fan_out(self) -> None:
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             while self._outbox:
-                listeners, event = self._outbox.popleft()
+                state, listeners, event = self._outbox.popleft()
                 for start in range(0, len(listeners), self._batch):
                     for listener in listeners[start:start + self._batch]:
                         listener.push(event)
                     # Let the woken subscribers and everything else queued run before the next batch.
                     await asyncio.sleep(0)
+                if state.busy:
+                    state.busy = False
+                    self._schedule_held(state)
 
     async def _read(self) -> None:
         backoff = 0.1
