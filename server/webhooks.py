@@ -129,7 +129,7 @@ async def receive(state: AppState, secret: str, body: bytes, signature: str | No
         return 200, {"status": "duplicate", "id": event.id}
     try:
         await state.enqueuer.enqueue(
-            state.redis, queues.PAYMENTS, "jobs.payments.apply_payment_event", args=(event.id,), result_ttl=3600,
+            queues.PAYMENTS, "jobs.payments.apply_payment_event", args=(event.id,), result_ttl=3600,
             failure_ttl=7 * 86400,
         )
     except Exception:
