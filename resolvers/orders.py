@@ -49,7 +49,7 @@ def _order_lines(lines: list[tuple[str, int]]) -> list[tuple[int, int]]:
 
 async def _enqueue_persistence_if_needed(ctx: RequestContext, enqueue: bool) -> None:
     if enqueue:
-        await ctx.state.enqueuer.persist_orders(ctx.state.redis)
+        await ctx.state.enqueuer.persist_orders()
 
 
 @counted_buy

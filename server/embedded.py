@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,91 @@ class EmbeddedRedis:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+
+
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class EmbeddedCluster:
+    """A Valkey Cluster on 127.0.0.1: `primaries` primaries each with `replicas_per_primary` replicas,
+    formed from Python alone (CLUSTER MEET, ADDSLOTSRANGE, REPLICATE), each node an EmbeddedRedis
+    with its data under `data_dir/node-N`. `node_timeout_ms` is how long a primary may be silent
+    before its replica takes over."""
+
+    data_dir: Path
+    primaries: int = 3
+    replicas_per_primary: int = 1
+    node_timeout_ms: int = 2000
+    nodes: list[EmbeddedRedis] = field(default_factory=list)
+    bus_ports: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def _node(self, index: int) -> EmbeddedRedis:
+        self.bus_ports.append(_free_port())
+        return EmbeddedRedis(
+            self.data_dir / f"node-{index}",
+            # The bus port is named: the default (port + 10000) overflows for an ephemeral port.
+            extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                        "--cluster-node-timeout", str(self.node_timeout_ms), "--cluster-port", str(self.bus_ports[-1])),
+        )
+
+    def start(self, appendfsync: str = "everysec") -> str:
+        count = self.primaries * (1 + self.replicas_per_primary)
+        self.bus_ports = []
+        self.nodes = [self._node(i) for i in range(count)]
+        for node in self.nodes:
+            node.start(appendfsync)
+        clients = [redis.Redis(port=node.port, decode_responses=True) for node in self.nodes]
+        try:
+            if clients[0].cluster("INFO").get("cluster_state") != "ok":  # a second start keeps nodes.conf
+                self._form(clients)
+            self._wait(clients, lambda c: c.cluster("INFO").get("cluster_state") == "ok", "the cluster to be ok")
+            replicas = clients[self.primaries:]
+            self._wait(replicas, lambda c: c.info("replication").get("master_link_status") == "up",
+                       "every replica to have synced with its primary")
+            wanted = len(replicas)
+            self._wait(clients[: self.primaries],
+                       lambda c: str(c.execute_command("CLUSTER", "NODES")).count(" slave ") == wanted,
+                       "every primary to know every replica")
+        finally:
+            for client in clients:
+                client.close()
+        return self.url
+
+    def _form(self, clients: list[redis.Redis]) -> None:
+        for node, bus_port in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
+        per = CLUSTER_SLOTS // self.primaries
+        for i in range(self.primaries):
+            last = CLUSTER_SLOTS - 1 if i == self.primaries - 1 else (i + 1) * per - 1
+            clients[i].execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+        self._wait(clients, lambda c: len(c.cluster("NODES")) == len(self.nodes), "every node to know every other")
+        for r in range(self.replicas_per_primary):
+            for i in range(self.primaries):
+                replica = clients[self.primaries * (1 + r) + i]
+                primary_id = str(clients[i].execute_command("CLUSTER", "MYID"))
+
+                def knows(client: redis.Redis, wanted: str = primary_id) -> bool:
+                    return wanted in str(client.execute_command("CLUSTER", "NODES"))
+
+                self._wait([replica], knows, "the replica to see its primary")
+                replica.execute_command("CLUSTER", "REPLICATE", primary_id)
+
+    @staticmethod
+    def _wait(clients: list[redis.Redis], ready: Callable[[redis.Redis], bool], what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not all(ready(c) for c in clients):
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 @dataclass

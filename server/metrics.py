@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,20 +40,23 @@ SUBSCRIPTIONS = Gauge("rushcart_active_subscriptions", "Open GraphQL subscriptio
 class QueueCollector(Collector):
     """Backlog figures read from Redis at scrape time."""
 
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, state: redis.Redis, queue: redis.Redis) -> None:
+        self._redis = state
+        self._queue = queue
 
     def describe(self) -> list[GaugeMetricFamily]:
         return []  # registering must not read Redis
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily("rushcart_queue_depth", "Jobs waiting per RQ queue", labels=["queue"])
-        pipe = self._redis.pipeline(transaction=False)
+        jobs = self._queue.pipeline(transaction=False)
         for name in queues.ALL:
-            pipe.llen(f"rq:queue:{name}")
+            jobs.llen(f"rq:queue:{name}")
+        lengths = jobs.execute()
+        pipe = self._redis.pipeline(transaction=False)
         pipe.zcard(keys.ORDERS_TO_PERSIST)
         pipe.zrange(keys.ORDERS_TO_PERSIST, 0, 0, withscores=True)
-        *lengths, waiting, oldest = pipe.execute()
+        waiting, oldest = pipe.execute()
         for name, length in zip(queues.ALL, lengths, strict=True):
             depth.add_metric([name], length)
         yield depth
@@ -63,10 +67,8 @@ class QueueCollector(Collector):
                                 value=max(0.0, lag))
 
 
-def registry_for(redis_url: str) -> CollectorRegistry:
+def registry_for(redis_url: str, queue_redis_url: str) -> CollectorRegistry:
     """All processes' samples (multiprocess mode) or this process's, plus the Redis backlog."""
-    import redis
-
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -74,7 +76,8 @@ def registry_for(redis_url: str) -> CollectorRegistry:
         registry = CollectorRegistry()
         for metric in (ORDERS, RESERVATION_SECONDS, WEBHOOKS, SUBSCRIPTIONS):
             registry.register(metric)
-    registry.register(QueueCollector(redis.Redis.from_url(redis_url, socket_timeout=2)))
+    registry.register(QueueCollector(redis.Redis.from_url(redis_url, socket_timeout=2),
+                                     redis.Redis.from_url(queue_redis_url, socket_timeout=2)))
     return registry
 
 

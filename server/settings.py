@@ -72,6 +72,7 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     cache_redis_url: str = ""
+    queue_redis_url: str = ""
     rushcart_data_dir: str = str(PROJECT_ROOT / ".data")
     payment_webhook_secret: str = ""
     order_payment_ttl_seconds: int = 900
@@ -136,6 +137,10 @@ class Settings:
         return self.database_pooler == "none"
 
     @property
+    def effective_queue_redis_url(self) -> str:
+        return self.queue_redis_url or self.redis_url
+
+    @property
     def effective_cache_redis_url(self) -> str:
         return self.cache_redis_url or self.redis_url
 
@@ -173,6 +178,7 @@ class Settings:
             database_url=env.get("DATABASE_URL", ""),
             redis_url=env.get("REDIS_URL", ""),
             cache_redis_url=env.get("CACHE_REDIS_URL", ""),
+            queue_redis_url=env.get("QUEUE_REDIS_URL", ""),
             rushcart_data_dir=env.get("RUSHCART_DATA_DIR") or cls.rushcart_data_dir,
             payment_webhook_secret=secret,
             secret_generated=generated,

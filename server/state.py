@@ -91,7 +91,7 @@ def open_state(settings: Settings) -> AppState:
             backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
         ),
         orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads),
-        enqueuer=JobEnqueuer(settings.redis_url),
+        enqueuer=JobEnqueuer(settings.effective_queue_redis_url),
         events=EventHub(redis),
         dev_mode=settings.dev,
         read_engine=read_engine,
@@ -107,7 +107,7 @@ async def warm_state(state: AppState) -> None:
 
 async def close_state(state: AppState) -> None:
     await state.events.close()
-    state.enqueuer.close()
+    await state.enqueuer.aclose()
     if state.cache is not state.redis:
         await state.cache.aclose()
     await state.redis.aclose()

@@ -133,7 +133,7 @@ async def receive(state: AppState, secret: str, body: bytes, signature: str | No
         if await state.backends.scripts.payment_queue(
             event.id, now_ms=int(time.time() * 1000), pending_flag_ms=PENDING_FLAG_MS
         ):
-            await state.enqueuer.apply_payments(state.redis)
+            await state.enqueuer.apply_payments()
     except Exception:
         # Stored is what matters: the payment sweeper applies events that never reached a batch.
         log.exception("payment event %s stored but not queued; the sweeper will apply it", event.id)

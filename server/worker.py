@@ -59,7 +59,8 @@ def _run_cron(scheduler: CronScheduler, stop: threading.Event) -> None:
 
 
 def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> None:
-    connection = redis.Redis.from_url(settings.redis_url)
+    # RQ's queues, registries and scheduler live on the queue Redis; the jobs' work items on the state Redis.
+    connection = redis.Redis.from_url(settings.effective_queue_redis_url)
     runtime.configure(job_config(settings))
     stop = threading.Event()
     cron_thread = None
