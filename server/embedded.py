@@ -201,6 +201,10 @@ class EmbeddedCluster:
             self._wait(clients[: self.primaries],
                        lambda c: str(c.execute_command("CLUSTER", "NODES")).count(" slave ") == wanted,
                        "every primary to know every replica")
+            # What a client maps its slots from: every range served by its primary and its replicas.
+            self._wait(clients, lambda c: all(len(entry) >= 3 + self.replicas_per_primary
+                                              for entry in c.execute_command("CLUSTER", "SLOTS")),
+                       "every slot range to list its replicas")
         finally:
             for client in clients:
                 client.close()

@@ -111,7 +111,7 @@ async def test_a_batch_applies_events_in_order_of_receipt_once(
     final = [(await buyer(READ, id=o["id"]))["order"] for o in (paid_first, failed_first)]
     assert [("PAID", False), ("CANCELLED", True)] == [(o["status"], o["needsRefund"]) for o in final]
     assert 9 == await available(api, product)
-    assert 9 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    assert 9 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
 
 
 async def test_an_event_that_never_reached_the_queue_is_applied_by_the_sweeper(

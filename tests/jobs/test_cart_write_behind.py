@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis as sync_redis
@@ -55,14 +56,18 @@ async def test_a_burst_of_200_adds_is_written_in_a_handful_of_statements(
             "FOR EACH ROW EXECUTE FUNCTION test_log_cart_write();"
         )
     try:
+        started = time.monotonic()
         for i in range(200):
             await customer(ADD, p=products[i % 4]["id"], q=1)
         await wait_flushed(pg, owner, {p["id"]: 50 for p in products})
+        elapsed = time.monotonic() - started
         writes = await pg.fetchval("SELECT count(*) FROM test_cart_writes WHERE owner = $1", owner)
     finally:
         async with pg.acquire() as conn:
             await conn.execute("DROP TRIGGER IF EXISTS test_cart_writes ON carts")
-    assert 1 <= writes <= 20, f"{writes} row writes for 200 adds"
+    # At most one write per flush (every CART_FLUSH_SECONDS = 1 s in the tests) while the adds ran,
+    # however slow a loaded machine made them: a write per add would be 200.
+    assert 1 <= writes <= min(elapsed + 3, 60), f"{writes} row writes for 200 adds in {elapsed:.1f} s"
 
 
 async def test_emptied_carts_are_deleted_in_postgres(api: Api, email: str, make_product, pg) -> None:

@@ -289,5 +289,5 @@ async def test_a_burst_of_webhooks_is_applied_in_batches(
     assert {"paid": 298, "cancelled": 2} == {r["outcome"]: r["n"] for r in outcomes}
     assert 1000 - 298 == await available(api, product)
     await wait_persisted(ids)
-    assert 1000 - 298 == await pg.fetchval("SELECT stock FROM products WHERE id = $1", int(product["id"]))
+    assert 1000 - 298 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
     assert "PAYMENT_FAILED" == (await status_of(buyers[0], persisted[0]["id"]))["cancelReason"]
