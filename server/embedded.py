@@ -187,8 +187,16 @@ class EmbeddedCluster:
         count = self.primaries * (1 + self.replicas_per_primary)
         self.bus_ports = []
         self.nodes = [self._node(i) for i in range(count)]
-        for node in self.nodes:
-            node.start(appendfsync)
+        try:
+            for node in self.nodes:
+                node.start(appendfsync)
+            self._join()
+        except BaseException:
+            self.stop()  # a half-formed cluster would keep its ports and folders
+            raise
+        return self.url
+
+    def _join(self) -> None:
         clients = [redis.Redis(port=node.port, decode_responses=True) for node in self.nodes]
         try:
             if clients[0].cluster("INFO").get("cluster_state") != "ok":  # a second start keeps nodes.conf
@@ -208,7 +216,6 @@ class EmbeddedCluster:
         finally:
             for client in clients:
                 client.close()
-        return self.url
 
     def _form(self, clients: list[redis.Redis]) -> None:
         for node, bus_port in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
