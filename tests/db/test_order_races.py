@@ -72,6 +72,34 @@ async def test_cancel_racing_persistence_releases_once(api: Api, make_product, p
     assert "0" == await redis.get(f"stock:held:{product['id']}")
 
 
+async def test_a_listing_racing_persistence_never_loses_an_order(api: Api, make_product, state, redis) -> None:
+    """Orders persisted one by one while the customer's list is read over and over: every read lists them all."""
+    product = await make_product(stock=40)
+    client = await buyer(api)
+    me = int((await client("{ me { id } }"))["me"]["id"])
+    await redis.set("persist:pending", "1", px=60_000)  # keep the worker's job out; only this test persists
+    try:
+        ids = {str((await place(client, (product, 1)))["order"]["id"]) for _ in range(20)}
+        done = asyncio.Event()
+        missed: list[set[str]] = []
+
+        async def persist_one_by_one() -> None:
+            for oid in sorted(ids):
+                await persist_orders(state.backends, [oid])
+            done.set()
+
+        async def list_until_done() -> None:
+            while not done.is_set():
+                listed, _ = await state.orders.list_for_customer(me, 50, None)
+                if ids - {r.id for r in listed}:
+                    missed.append(ids - {r.id for r in listed})
+
+        await asyncio.gather(persist_one_by_one(), *[list_until_done() for _ in range(4)])
+    finally:
+        await redis.delete("persist:pending")
+    assert [] == missed
+
+
 async def test_concurrent_rebuilders_write_one_value(api: Api, make_product, state, redis) -> None:
     """Ten rebuilds of a missing counter at once agree, and the counter is right."""
     product = await make_product(stock=9)
