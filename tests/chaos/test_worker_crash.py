@@ -18,7 +18,14 @@ from tests.stack import Stack, eventually
 pytestmark = pytest.mark.chaos
 
 BATCH = 10  # the victim's batch size: the backlog takes it several transactions
-PERSIST_JOBS = {"jobs.orders.persist_pending_orders", "jobs.orders.sweep_unpersisted_orders"}
+# Every job that persists orders: the payment jobs persist the orders their events need first.
+PERSIST_JOBS = {
+    "jobs.orders.persist_pending_orders",
+    "jobs.orders.sweep_unpersisted_orders",
+    "jobs.payments.apply_queued_payments",
+    "jobs.payments.apply_payment_event",
+    "jobs.payments.sweep_payment_events",
+}
 
 
 def persisting_job(redis_url: str, pid: int) -> str | None:
