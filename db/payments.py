@@ -185,10 +185,15 @@ async def apply_stored_event(backends: Backends, event_id: str) -> str:
                     text("UPDATE payment_events SET state = 'waiting' WHERE id = :id"), {"id": event_id}
                 )
                 return "waiting"
+    await _publish(backends, applied)
+    return applied.outcome
+
+
+async def _publish(backends: Backends, applied: Applied) -> None:
+    """After the commit: the order's PAID, or the units a failed payment released."""
     if applied.paid is not None:
         await publish_status(backends, applied.paid, OrderStatus.PAID, at_ms=applied.paid_at_ms)
     await publish_released(backends, applied.released)
-    return applied.outcome
 
 
 async def event_orders(sessions: async_sessionmaker[AsyncSession], event_ids: Sequence[str]) -> list[tuple[str, str]]:
@@ -251,9 +256,7 @@ async def _apply_group(backends: Backends, event_ids: list[str]) -> dict[str, st
                 text("UPDATE payment_events SET state = 'waiting' WHERE id = ANY(:ids)"), {"ids": waiting}
             )
     for applied in done:
-        if applied.paid is not None:
-            await publish_status(backends, applied.paid, OrderStatus.PAID, at_ms=applied.paid_at_ms)
-        await publish_released(backends, applied.released)
+        await _publish(backends, applied)
     return outcomes
 
 
