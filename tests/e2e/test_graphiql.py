@@ -12,13 +12,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM_ARGS, chromium_executable, missing_reason
+from tests.e2e.browser import missing_reason
 
 _missing = missing_reason()
 if _missing:
     pytest.skip(f"browser tests skipped: {_missing}", allow_module_level=True)
 
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect  # noqa: E402
 
 from tests.api import Api  # noqa: E402
 from tests.conftest import unique  # noqa: E402
@@ -28,19 +28,6 @@ from tests.stack import OUTPUT, Stack  # noqa: E402
 SCREENSHOTS = OUTPUT / "e2e"
 
 expect.set_options(timeout=20_000)
-
-
-@pytest.fixture(scope="module")
-async def browser(stack: Stack) -> AsyncIterator[Browser]:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS,
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 class Offline:

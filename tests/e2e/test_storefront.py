@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM_ARGS, chromium_executable, missing_reason
+from tests.e2e.browser import missing_reason
 
 _missing = missing_reason()
 if _missing:
     pytest.skip(f"browser tests skipped: {_missing}", allow_module_level=True)
 
-from playwright.async_api import Browser, WebSocketRoute, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, WebSocketRoute, expect  # noqa: E402
 from playwright.async_api import Error as PlaywrightError  # noqa: E402
 
 from tests.api import Api  # noqa: E402
@@ -31,19 +31,6 @@ SCREENSHOTS = OUTPUT / "e2e"
 LIVE_TIMEOUT_MS = 20_000
 
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture(scope="module")
-async def browser(stack: Stack) -> AsyncIterator[Browser]:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS,
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture
