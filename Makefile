@@ -64,7 +64,7 @@ bench: $(BENCH_STAMP)
 
 # A smoke run of every variant in well under a minute; figures too short to quote.
 bench-quick: $(BENCH_STAMP)
-	$(BIN)/python -m bench.run --duration 4 --warmup 0.5 --buyers 40 --live 200 --live-duration 3 $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --duration 4 --warmup 0.5 --buyers 40 --live 200 --live-duration 3 --payments 200 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

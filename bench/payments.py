@@ -81,6 +81,8 @@ class Order:
 class PaymentRun(Checked):
     webhooks: int
     api_processes: int
+    concurrency: int  # webhooks in flight
+    subscriber_processes: int
     statuses: dict[str, int]  # HTTP status of the webhook answers (or the transport error)
     burst_s: float  # from the first webhook sent until the last answer
     accept_p50_ms: float
@@ -335,7 +337,8 @@ async def measure(s: PaymentSetting, say: Any = say_nothing) -> PaymentRun:
         *checks,
     ]
     return PaymentRun(
-        webhooks=n, api_processes=len(s.ports), statuses=statuses, burst_s=burst_s,
+        webhooks=n, api_processes=len(s.ports), concurrency=s.concurrency, subscriber_processes=processes,
+        statuses=statuses, burst_s=burst_s,
         accept_p50_ms=percentile(sender.latencies, 50) * 1000, accept_p99_ms=percentile(sender.latencies, 99) * 1000,
         subscribers=n, subscribed=subscribed, subscriber_errors=subscriber_errors, connect_s=connect_s,
         delivered=len(received_at), duplicates=duplicates,
@@ -370,7 +373,7 @@ ROWS: list[tuple[str, str, int]] = [
     ("payment drain jobs (that applied any)", "apply_jobs", 0),
     ("events applied by drain jobs", "applied_by_jobs", 0),
     ("transactions that applied them", "transactions", 0),
-    ("events applied late by the sweeper", "applied_by_sweeper", 0),
+    ("sweeper runs (events it applied late)", "sweeps", 0),
     ("failed payment jobs", "failed_jobs", 0),
     ("API CPU, burst to last PAID (s)", "api_cpu_s", 1),
     ("worker CPU, the same (s)", "worker_cpu_s", 1),
@@ -387,14 +390,16 @@ def _value(run: PaymentRun, path: str) -> float:
     return float(value.get(key, 0) if key else value)
 
 
-def section(run: PaymentRun, s: PaymentSetting) -> list[str]:
-    lines = [f"payment burst: {run.webhooks:,} signed payment.succeeded webhooks at once ({s.concurrency} in flight "
-             f"over {run.api_processes} API processes), each order's owner subscribed to orderStatus before "
-             f"(graphql-transport-ws, {s.subscriber_processes} processes):"]
+def section(run: PaymentRun) -> list[str]:
+    lines = [f"payment burst: {run.webhooks:,} signed payment.succeeded webhooks at once ({run.concurrency} in "
+             f"flight over {run.api_processes} API processes), each order's owner subscribed to orderStatus "
+             f"before (graphql-transport-ws, {run.subscriber_processes} processes):"]
     for label, path, digits in ROWS:
         cell = fmt(_value(run, path), digits)
         if path == "apply_jobs":
             cell = f"{run.apply_jobs:,} ({run.apply_jobs_applying:,})"
+        elif path == "sweeps":
+            cell = f"{run.sweeps:,} ({run.applied_by_sweeper:,})"
         lines.append(f"{label:<{LABEL_WIDTH}}{cell:>14}")
     lines.append(f"{'invariants':<{LABEL_WIDTH}}{'ok' if run.ok else 'VIOLATED':>14}")
     lines.append(f"goal: PAID delivered to every subscriber, p99 under {GOAL_P99_MS / 1000:g} s from the 202: "
@@ -435,7 +440,7 @@ async def _standalone(stack: BenchStack, ports: list[int], args: argparse.Namesp
                              webhooks=args.orders, concurrency=args.concurrency,
                              subscriber_processes=args.subscriber_processes, timeout=args.timeout)
     run = await measure(setting, lambda m: print(m, file=sys.stderr, flush=True))
-    for line in section(run, setting):
+    for line in section(run):
         print(line)
     return run
 
