@@ -36,7 +36,8 @@ lint: $(STAMP)
 # The chaos scenarios kill and restart services, so they run after the suite with a stack of their own;
 # then the order, payment and persistence tests again, the services behind a real PgBouncer.
 PGBOUNCER_TESTS = tests/server/test_pooler.py tests/resolvers/test_orders.py tests/jobs/test_order_persistence.py \
-	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_order_races.py
+	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_payment_groups.py \
+	tests/db/test_order_races.py
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
