@@ -4,7 +4,8 @@ One run: a fresh stack (bench.stack), buyers registered through the API (bench.s
 each round and each variant (bench.variant) a fresh sale, a burst from a separate load process
 (bench.load), the drain of the persistence backlog (bench.drain) and the invariant check
 (bench.invariants); then a crowd of stock watchers on one API process while a sale runs on it
-(bench.live); then, with the servers and workers stopped, batched persistence against one
+(bench.live); then a burst of payment webhooks, each order's owner waiting for PAID on an
+orderStatus subscription (bench.payments); then, with the servers and workers stopped, batched persistence against one
 transaction per order (bench.persistence); at the end the table, the ratios (bench.report),
 bench/results/<timestamp>.json and its plot beside it (bench.plot). Exit status 1 on any
 violation, 2 if the stack failed, 130 on Ctrl-C.
@@ -26,7 +27,7 @@ from typing import NoReturn
 
 import httpx
 
-from bench import live, persistence, plot, report
+from bench import live, payments, persistence, plot, report
 from bench.seed import STAFF_EMAIL, STAFF_PASSWORD, Buyer, GraphQL, SeedError, register_buyers, staff_token
 from bench.stack import ROOT, BenchStack, StackError
 from bench.variant import Setting, run_variant
@@ -67,6 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="requests/s of the live sale, paced (0: as fast as the process answers)")
     p.add_argument("--live-concurrency", type=int, default=16, help="connections of the live sale")
     p.add_argument("--live-processes", type=int, default=2, help="processes the watchers are spread over")
+    p.add_argument("--payments", type=int, default=2000,
+                   help="orders paid by a burst of signed webhooks, each watched by its owner's orderStatus "
+                        "subscription (0: skip that part)")
+    p.add_argument("--payments-concurrency", type=int, default=100, help="webhooks of the burst in flight")
+    p.add_argument("--payments-processes", type=int, default=2,
+                   help="processes the orderStatus subscribers are spread over")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
@@ -89,6 +96,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--live-concurrency and --live-processes must be at least 1")
     if args.persistence_orders < 0:
         p.error("--persistence-orders must be 0 (skip) or more")
+    if args.payments < 0:
+        p.error("--payments must be 0 (skip) or more")
+    if args.payments_concurrency < 1 or args.payments_processes < 1:
+        p.error("--payments-concurrency and --payments-processes must be at least 1")
     if args.workers < 1 and {"rushcart", "ceiling"} & set(args.variant_list):
         p.error("--workers must be at least 1: rushcart and ceiling persist through the workers")
     args.seed = args.seed or random.randrange(1, 1 << 30)
@@ -123,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     persisted: persistence.PersistenceRun | None = None
     lives: list[live.LiveRun] = []
     live_setting: live.LiveSetting | None = None
+    paid: payments.PaymentRun | None = None
     try:
         say(f"bench {run_id}: PostgreSQL and Redis under {args.data_dir}")
         stack.start_storage()
@@ -155,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 rate=args.live_rate,
                 watcher_processes=args.live_processes, max_quantity=args.max_quantity, seed=args.seed)
             lives = measure_live(live_setting, args.live_sizes)
+        if args.payments:
+            paid = measure_payments(stack, args, run_id, ports["rushcart"], staff, buyers)
         if args.persistence_orders:
             persisted = measure_persistence(stack, args, run_id, ports, staff, buyers)
     except KeyboardInterrupt:
@@ -168,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-    return finish(args, run_id, runs, persisted, lives, live_setting)
+    return finish(args, run_id, runs, persisted, lives, live_setting, paid)
 
 
 def measure_live(setting: live.LiveSetting, sizes: list[int]) -> list[live.LiveRun]:
@@ -181,6 +195,20 @@ def measure_live(setting: live.LiveSetting, sizes: list[int]) -> list[live.LiveR
             f"{run.watched.p99_ms:.1f} ms watched")
         found.append(run)
     return found
+
+
+def measure_payments(stack: BenchStack, args: argparse.Namespace, run_id: str, ports: list[int], staff: str,
+                     buyers: list[Buyer]) -> payments.PaymentRun:
+    say(f"payments: {args.payments:,} orders, each owner subscribed to orderStatus, then a webhook each at once")
+    setting = payments.PaymentSetting(
+        stack=stack, run_id=run_id, ports=ports, staff_token=staff, buyers=buyers, webhooks=args.payments,
+        concurrency=args.payments_concurrency, subscriber_processes=args.payments_processes,
+        timeout=args.drain_timeout)
+    run = asyncio.run(payments.measure(setting, say))
+    say(f"  202 p99 {run.accept_p99_ms:,.0f} ms; PAID delivered {run.delivered:,} of {run.webhooks:,}, "
+        f"p50 {run.delivered_p50_ms:,.0f} ms, p99 {run.delivered_p99_ms:,.0f} ms from the 202; "
+        f"invariants {'ok' if run.ok else 'VIOLATED'}")
+    return run
 
 
 def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str, ports: dict[str, list[int]],
@@ -202,7 +230,7 @@ def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str
 
 def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
            persisted: persistence.PersistenceRun | None, lives: list[live.LiveRun],
-           live_setting: live.LiveSetting | None) -> int:
+           live_setting: live.LiveSetting | None, paid: payments.PaymentRun | None) -> int:
     found = report.ratios(runs, args.variant_list)
     limit = args.max_per_customer or "none"
     load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
@@ -219,6 +247,10 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         print()
         for line in live.section(lives, live_setting):
             print(line)
+    if paid is not None:
+        print()
+        for line in payments.section(paid):
+            print(line)
     if persisted is not None:
         print()
         for line in persistence.section(persisted):
@@ -232,6 +264,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         "runs": [r.to_json() for r in runs], "ratios": found,
         "persistence": None if persisted is None else persisted.to_json(),
         "live": [r.to_json() for r in lives],
+        "payments": None if paid is None else paid.to_json(),
     }, indent=1))
     print(f"\nresults: {path.relative_to(ROOT)}")
     picture = path.with_suffix(".png")
@@ -242,7 +275,8 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         say(f"no plot: {exc}")
     else:
         print(f"plot: {picture.relative_to(ROOT)}")
-    problems = report.violations(runs) + persistence.violations(persisted) + live.violations(lives)
+    problems = (report.violations(runs) + persistence.violations(persisted) + live.violations(lives)
+                + payments.violations(paid))
     for problem in problems:
         print(f"INVARIANT VIOLATED: {problem}", file=sys.stderr)
     return 1 if problems else 0
