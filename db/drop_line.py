@@ -257,8 +257,8 @@ class DropLine:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("advancing the drops' lines failed; trying again")
+            except Exception as exc:  # Redis or PostgreSQL away for a moment: the next tick tries again
+                log.warning("advancing the drops' lines failed (%s); trying again", exc)
             await asyncio.sleep(interval)
 
 
