@@ -13,7 +13,9 @@
     ├── OrderNotFound             ORDER_NOT_FOUND
     ├── OrderNotCancellable       ORDER_NOT_CANCELLABLE
     ├── IdempotencyKeyReused      IDEMPOTENCY_KEY_REUSED
-    └── RateLimited               RATE_LIMITED
+    ├── RateLimited               RATE_LIMITED
+    ├── DropNotFound              DROP_NOT_FOUND
+    └── NotYourTurn               NOT_YOUR_TURN (product_id, position)
 """
 
 from __future__ import annotations
@@ -32,17 +34,20 @@ class RushcartError(Exception):
         field: str | None = None,
         product_id: int | str | None = None,
         available: int | None = None,
+        position: int | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.field = field
         self.product_id = product_id
         self.available = available
+        self.position = position
         super().__init__(self.message)
 
     def __repr__(self) -> str:
         extra = "".join(
             f", {k}={v!r}"
-            for k, v in (("field", self.field), ("product_id", self.product_id), ("available", self.available))
+            for k, v in (("field", self.field), ("product_id", self.product_id), ("available", self.available),
+                         ("position", self.position))
             if v is not None
         )
         return f"{type(self).__name__}({self.message!r}{extra})"
@@ -110,3 +115,13 @@ class IdempotencyKeyReused(RushcartError):
 class RateLimited(RushcartError):
     code = ErrorCode.RATE_LIMITED
     default_message = "too many attempts; try again later"
+
+
+class DropNotFound(RushcartError):
+    code = ErrorCode.DROP_NOT_FOUND
+    default_message = "drop not found"
+
+
+class NotYourTurn(RushcartError):
+    code = ErrorCode.NOT_YOUR_TURN
+    default_message = "this product is sold through a waiting line; wait for your turn"

@@ -9,8 +9,10 @@ State Redis (never evicts, AOF on):
                            transaction read it. No TTL.
     stock:drift:{pid}      a difference the reconciler saw once and will repair if seen again. TTL 5 min.
     pinfo:{pid}            hash of the sale facts the reservation script needs: price, currency,
-                           limit (max per customer, '' for none). No TTL; rewritten by every rebuild
-                           and catalogue change.
+                           limit (max per customer, '' for none), drop (the id of the live drop the
+                           product is in, '' or absent for none: then no pass is asked for). No TTL;
+                           rewritten by every rebuild and catalogue change; `drop` also by creating
+                           and ending a drop.
     allow:{cid}            hash: product id -> units the customer holds in orders not cancelled,
                            "_r" marker. Loaded from PostgreSQL at sign-in (or on demand). TTL 30 days.
     idem:{cid}:{key}       "<order id>|<request fingerprint>": the order an idempotency key made.
@@ -48,6 +50,34 @@ State Redis (never evicts, AOF on):
     carts:dirty            zset: owners changed since their last write to PostgreSQL, scored by
                            when they first became dirty (ms). No TTL; the flush job drains it.
 
+Drops (db.drop_line): every key of drop N carries the hash tag {dN}, so a line and all its
+state live in one slot (one shard in cluster mode) and each drop script touches one slot. The
+line is a sorted set whose ranks never change once the drop has started; "admitted" is a cursor
+over those ranks, so a shopper's position is their rank minus the cursor, and one small state
+message per drop lets every listener work out its own position without asking Redis.
+    drop:{dN}:conf         hash: starts_ms, rate (admissions a second, '' none), max_active ('' none),
+                           pass_ttl_ms, per_buyer (units one admitted shopper may take: the largest
+                           maxPerCustomer of the drop's products, 1 where none), pids (comma list),
+                           ended (0/1). No TTL; rewritten from PostgreSQL when missing.
+    drop:{dN}:line         zset: shopper ("c:<customer id>" or "s:<session id>") -> score. A joiner
+                           before the start scores a random number in [0, 1) (a shuffle at the
+                           start), after the start 1 + arrival number (first come, first served).
+                           No TTL.
+    drop:{dN}:seq          int: arrivals after the start, the post-start score. No TTL.
+    drop:{dN}:state        hash: admitted (ranks given a pass so far), tokens and last_ms (the rate's
+                           token bucket), used and expired (passes spent on an order, run out),
+                           pub_ms, pub_sig and pub_zero (the last published state message). No TTL.
+    drop:{dN}:passes       zset: shopper -> pass expiry (ms), the passes outstanding. No TTL; a pass
+                           past its expiry leaves at the next advance and its place in the budget
+                           goes to the next shopper.
+    drop:{dN}:taken        hash: shopper -> ms, a pass an order in flight is using (taken before the
+                           reservation, spent or given back after it). No TTL.
+    drop:{dN}:spent        hash: shopper -> "USED:<order id>" or "EXPIRED": passes no longer usable.
+                           No TTL.
+    drops:live             set: ids of drops not ended, which each API process's ticker advances.
+                           No TTL; rewritten when a drop is created or ended.
+    ratelimit:drop-joins:{client}     new places in drop lines taken from one client address. TTL 60 s.
+
 Cache Redis (may evict):
     product:{pid}          JSON of the product's catalogue fields. TTL PRODUCT_CACHE_TTL_SECONDS +-10%.
 
@@ -55,6 +85,8 @@ Pub/sub channels (state Redis):
     events:stock:{pid}     JSON {"productId", "available", "at"} after every change of stock:{pid}.
     events:order:{oid}     JSON {"orderId", "status", "cancelReason", "at"} after every status change.
     events:tokens          JSON {"revoked": "token:<digest>"} when a bearer token is revoked (logout).
+    events:drop:{dN}       JSON drop state (db.drop_line.DropState) from whoever advances the line,
+                           at most one a second unless the drop sells out, gets units back or ends.
 """
 
 from __future__ import annotations
@@ -140,6 +172,45 @@ def cart(owner: str) -> str:
 CARTS_DIRTY = "carts:dirty"
 
 
+def _drop(drop_id: int, part: str) -> str:
+    return f"drop:{{d{drop_id}}}:{part}"
+
+
+def drop_conf(drop_id: int) -> str:
+    return _drop(drop_id, "conf")
+
+
+def drop_line(drop_id: int) -> str:
+    return _drop(drop_id, "line")
+
+
+def drop_seq(drop_id: int) -> str:
+    return _drop(drop_id, "seq")
+
+
+def drop_state(drop_id: int) -> str:
+    return _drop(drop_id, "state")
+
+
+def drop_passes(drop_id: int) -> str:
+    return _drop(drop_id, "passes")
+
+
+def drop_taken(drop_id: int) -> str:
+    return _drop(drop_id, "taken")
+
+
+def drop_spent(drop_id: int) -> str:
+    return _drop(drop_id, "spent")
+
+
+DROPS_LIVE = "drops:live"
+
+
+def drop_joins(client: str) -> str:
+    return f"ratelimit:drop-joins:{client}"
+
+
 def product(product_id: int | str) -> str:
     return f"product:{product_id}"
 
@@ -153,3 +224,7 @@ def stock_channel(product_id: int | str) -> str:
 
 def order_channel(order_id: str) -> str:
     return f"events:order:{order_id}"
+
+
+def drop_channel(drop_id: int) -> str:
+    return f"events:drop:{{d{drop_id}}}"

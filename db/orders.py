@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import keys
 from db.backends import Backends
+from db.drop_line import DropLine, customer_shopper
 from db.enums import CancelReason, OrderStatus
-from db.errors import IdempotencyKeyReused, OrderNotCancellable, OrderNotFound, ProductNotFound
+from db.errors import IdempotencyKeyReused, NotYourTurn, OrderNotCancellable, OrderNotFound, ProductNotFound
 from db.order_lifecycle import cancel_order
 from db.order_records import (
     ORDER_COLUMNS,
@@ -25,7 +26,7 @@ from db.order_records import (
 )
 from db.order_transitions import OrderRef
 from db.read_replica import Reads
-from db.scripts import AllowanceMissing, CheckoutCart, Replayed, ReserveLine, StockMissing
+from db.scripts import AllowanceMissing, CheckoutCart, PassNeeded, PassRefused, Replayed, ReserveLine, StockMissing
 from db.stock import StockCounters
 from db.values import as_text
 
@@ -47,7 +48,8 @@ class Orders:
     """Buying, cancelling and reading orders, wherever they are (Redis first, then PostgreSQL)."""
 
     def __init__(
-        self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int, reads: Reads | None = None
+        self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int, reads: Reads | None = None,
+        line: DropLine | None = None,
     ) -> None:
         self._backends = backends
         self._redis = backends.redis
@@ -57,6 +59,8 @@ class Orders:
         self._payment_ttl = payment_ttl_seconds
         # Order history pages may come from a read replica (db.read_replica).
         self._reads = reads or Reads(backends.sessions, None, backends.redis)
+        # Products of a live drop are sold only to shoppers holding a pass (db.drop_line).
+        self._line = line
 
     # Allowances ------------------------------------------------------------------------------
 
@@ -104,42 +108,80 @@ class Orders:
         lines: Sequence[tuple[int, int]],
         idempotency_key: str,
         cart: CheckoutCart | None = None,
+        shoppers: Sequence[str] = (),
     ) -> Reservation:
         """Reserve all lines or none in one Lua script (db/lua/order_reserve.lua), loading what
-        Redis lost (allowance, counters) and trying again."""
+        Redis lost (allowance, counters) and trying again.
+
+        A line of a live drop's product needs a pass of one of `shoppers` (the customer by default;
+        the request's guest session too): the script names the drop, the pass is taken and the
+        script runs again. A pass is spent when the order is made and given back otherwise, so a
+        refusal (OUT_OF_STOCK, a limit) leaves the shopper their turn.
+        """
         order_id = new_order_id()
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + self._payment_ttl * 1000
-        for _ in range(4):
-            try:
-                reply = await self._scripts.order_reserve(
-                    customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
-                    fingerprint=fingerprint(lines, checkout=cart is not None),
-                    lines=[ReserveLine(pid, qty) for pid, qty in lines],
-                    now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
-                    allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS,
-                    max_total_cents=MAX_TOTAL_CENTS,
-                    cart=cart,
+        holders = list(shoppers) or [customer_shopper(customer_id)]
+        taken: dict[int, str] = {}
+        made = False
+        try:
+            for _ in range(8):
+                try:
+                    reply = await self._scripts.order_reserve(
+                        customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
+                        fingerprint=fingerprint(lines, checkout=cart is not None),
+                        lines=[ReserveLine(pid, qty) for pid, qty in lines],
+                        now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
+                        allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS,
+                        max_total_cents=MAX_TOTAL_CENTS,
+                        cart=cart,
+                        drop_passes=sorted(taken),
+                    )
+                except AllowanceMissing:
+                    await self.load_allowance(customer_id)
+                    continue
+                except StockMissing as missing:
+                    if missing.product_id not in await self._stock.rebuild([missing.product_id]):
+                        raise ProductNotFound(f"no product with id {missing.product_id}", field="lines",
+                                              product_id=missing.product_id) from None
+                    continue
+                except PassNeeded as needed:
+                    await self._take_pass(needed, holders, taken)
+                    continue
+                if isinstance(reply, Replayed):
+                    existing = await self.get(reply.order_id, customer_id)
+                    if existing is None:
+                        raise RuntimeError("idempotency key points at an order that cannot be found")
+                    return Reservation(existing, enqueue_persistence=False)
+                made = True
+                record = OrderRecord.reserved(
+                    order_id=order_id, customer_id=customer_id, lines=reply.lines, total_cents=reply.total_cents,
+                    currency=reply.currency, created_ms=now_ms, expires_ms=expires_ms,
+                    idempotency_key=idempotency_key,
                 )
-            except AllowanceMissing:
-                await self.load_allowance(customer_id)
-                continue
-            except StockMissing as missing:
-                if missing.product_id not in await self._stock.rebuild([missing.product_id]):
-                    raise ProductNotFound(f"no product with id {missing.product_id}", field="lines",
-                                          product_id=missing.product_id) from None
-                continue
-            if isinstance(reply, Replayed):
-                existing = await self.get(reply.order_id, customer_id)
-                if existing is None:
-                    raise RuntimeError("idempotency key points at an order that cannot be found")
-                return Reservation(existing, enqueue_persistence=False)
-            record = OrderRecord.reserved(
-                order_id=order_id, customer_id=customer_id, lines=reply.lines, total_cents=reply.total_cents,
-                currency=reply.currency, created_ms=now_ms, expires_ms=expires_ms, idempotency_key=idempotency_key,
-            )
-            return Reservation(record, enqueue_persistence=reply.enqueue_persistence)
-        raise RuntimeError("reservation kept finding missing state in Redis")
+                return Reservation(record, enqueue_persistence=reply.enqueue_persistence)
+            raise RuntimeError("reservation kept finding missing state in Redis")
+        finally:
+            if taken:
+                assert self._line is not None
+                for drop_id, holder in taken.items():
+                    if made:
+                        await self._line.spend_pass(drop_id, holder, order_id)
+                    else:
+                        await self._line.give_back_pass(drop_id, holder)
+
+    async def _take_pass(self, needed: PassNeeded, holders: Sequence[str], taken: dict[int, str]) -> None:
+        if self._line is None or needed.drop_id in taken:
+            raise RuntimeError(f"product {needed.product_id} asks for a pass of drop {needed.drop_id}")
+        got = await self._line.take_pass(needed.drop_id, holders)
+        if got is None:
+            # The drop ended (or never committed): its products sell as any other from now on.
+            await self._line.forget_drop(needed.product_id, needed.drop_id)
+            return
+        if isinstance(got, PassRefused):
+            raise NotYourTurn(_refusal_message(needed.drop_id, got), product_id=needed.product_id,
+                              position=got.position)
+        taken[needed.drop_id] = got
 
     # Cancelling ------------------------------------------------------------------------------
 
@@ -206,6 +248,17 @@ class Orders:
     async def _from_postgres(self, *, order_id: str, customer_id: int | None) -> list[OrderRecord]:
         async with self._sessions() as session:
             return await _select_orders(session, order_id=order_id, customer_id=customer_id)
+
+
+def _refusal_message(drop_id: int, refused: PassRefused) -> str:
+    return {
+        "WAITING": f"you are number {refused.position} in line for drop {drop_id}; wait for your turn",
+        "NOT_STARTED": f"drop {drop_id} has not started; you are in line and places are drawn at the start",
+        "NOT_IN_LINE": f"this product is sold through drop {drop_id}: join its line first (joinDrop)",
+        "IN_USE": f"your pass for drop {drop_id} is being used by another order right now",
+        "USED": f"your pass for drop {drop_id} was used for an order already",
+        "EXPIRED": f"your pass for drop {drop_id} ran out before it was used",
+    }.get(refused.why, f"not your turn in drop {drop_id}")
 
 
 async def _select_orders(

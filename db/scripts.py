@@ -16,6 +16,8 @@ Errors raised here:
     ├── CartMissing                  a cart hash
     └── StockMissing (product_id)    a stock counter or a product's sale facts
     CartChanged                      checkout's cart changed since it was read; read it again
+    PassNeeded (product_id, drop_id) a line is a product of a live drop and no pass is held for it
+    DropMissing                      Redis lacks a drop's policy; write it and call again
 """
 
 from __future__ import annotations
@@ -75,6 +77,19 @@ class CartChanged(Exception):
     """The cart changed between reading it and reserving it; the caller reads it again."""
 
 
+class PassNeeded(Exception):
+    """A line is a product of a live drop: the caller takes the shopper's pass and tries again."""
+
+    def __init__(self, product_id: int, drop_id: int) -> None:
+        super().__init__(f"product {product_id} is in drop {drop_id}: a pass is needed")
+        self.product_id = product_id
+        self.drop_id = drop_id
+
+
+class DropMissing(StateMissing):
+    """A drop's policy (drop:{dN}:conf) is not in Redis."""
+
+
 @dataclass(frozen=True)
 class ReserveLine:
     product_id: int
@@ -105,6 +120,33 @@ class Replayed:
     """The idempotency key already made this order."""
 
     order_id: str
+
+
+@dataclass(frozen=True)
+class DropAdvanced:
+    """A drop's line after an advance, and one shopper's place in it (rank -1: not in line)."""
+
+    now_ms: int
+    started: bool
+    ended: bool
+    admitted: int
+    outstanding: int
+    line_length: int
+    units_left: int
+    used: int
+    expired: int
+    rank: int
+    pass_expires_ms: int | None
+    spent: str
+
+
+@dataclass(frozen=True)
+class PassRefused:
+    """No usable pass: why (WAITING, NOT_STARTED, NOT_IN_LINE, IN_USE, USED, EXPIRED) and the
+    position in line when waiting."""
+
+    why: str
+    position: int | None
 
 
 @dataclass(frozen=True)
@@ -174,8 +216,10 @@ class Scripts:
         persist_flag_ms: int,
         max_total_cents: int,
         cart: CheckoutCart | None = None,
+        drop_passes: Sequence[int] = (),
     ) -> Reserved | Replayed:
-        """Reserve every line or none (db/lua/order_reserve.lua)."""
+        """Reserve every line or none (db/lua/order_reserve.lua). `drop_passes`: the drops whose
+        pass the caller took for this order; a line of another live drop raises PassNeeded."""
         script_keys = [
             keys.idempotency(customer_id, idempotency_key),
             keys.allowance(customer_id),
@@ -195,6 +239,8 @@ class Scripts:
             pid = line.product_id
             script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid)]
             args += [pid, line.quantity, keys.stock_channel(pid)]
+        if drop_passes:
+            args.append("," + ",".join(map(str, drop_passes)) + ",")
         if cart is not None:
             script_keys.append(keys.cart(cart.owner))
         status, values = await self._run("order_reserve", script_keys, args)
@@ -216,6 +262,8 @@ class Scripts:
             raise StockMissing(int(as_text(values[0])))
         if status == "CART_CHANGED":
             raise CartChanged()
+        if status == "NEEDS_PASS":
+            raise PassNeeded(int(as_text(values[0])), int(as_text(values[1])))
         if status == "OUT_OF_STOCK":
             pid, left = int(as_text(values[0])), int(values[1])
             raise OutOfStock(f"only {left} left of product {pid}", product_id=pid, available=left)
@@ -317,13 +365,14 @@ class Scripts:
         raise _unexpected("stock_adjust", status)
 
     async def stock_rebuild(
-        self, product_id: int, *, stock: int, held: int, price_cents: int, currency: str, limit: str
+        self, product_id: int, *, stock: int, held: int, price_cents: int, currency: str, limit: str,
+        drop_id: int | None = None,
     ) -> int:
         """Create a missing counter (stock - held) and refresh the sale facts; returns the counter."""
         status, values = await self._run(
             "stock_rebuild",
             [keys.stock(product_id), keys.product_info(product_id), keys.stock_epoch(product_id)],
-            [stock, held, price_cents, currency, limit],
+            [stock, held, price_cents, currency, limit, "" if drop_id is None else drop_id],
         )
         if status != "OK":
             raise _unexpected("stock_rebuild", status)
@@ -432,3 +481,100 @@ class Scripts:
         if status != "OK":
             raise _unexpected("payment_queue", status)
         return int(values[0]) == 1
+
+    # Drops ------------------------------------------------------------------------------------
+
+    async def drop_setup(
+        self, drop_id: int, *, starts_ms: int, rate: float | None, max_active: int | None, pass_ttl_ms: int,
+        per_buyer: int, product_ids: Sequence[int], ended: bool,
+    ) -> None:
+        """Write a drop's policy where the line's scripts read it (db/lua/drop_setup.lua)."""
+        status, _ = await self._run(
+            "drop_setup", [keys.drop_conf(drop_id)],
+            [starts_ms, "" if rate is None else repr(float(rate)), "" if max_active is None else max_active,
+             pass_ttl_ms, per_buyer, ",".join(map(str, product_ids)), "1" if ended else "0"],
+        )
+        if status != "OK":
+            raise _unexpected("drop_setup", status)
+
+    async def drop_join(self, drop_id: int, shopper: str, early_score: float) -> bool | None:
+        """Give `shopper` a place unless they have one (db/lua/drop_join.lua): True when this call
+        made it, False when they had one, None when the drop has ended."""
+        status, values = await self._run(
+            "drop_join", [keys.drop_conf(drop_id), keys.drop_line(drop_id), keys.drop_seq(drop_id)],
+            [shopper, repr(early_score)],
+        )
+        if status == "OK":
+            return int(values[0]) == 1
+        if status == "ENDED":
+            return None
+        if status == "MISSING":
+            raise DropMissing()
+        raise _unexpected("drop_join", status)
+
+    async def drop_advance(
+        self, drop_id: int, *, units_left: int, publish_interval_ms: int, shopper: str | None, max_admit: int,
+    ) -> DropAdvanced:
+        """Expire passes, admit whom the policy and the units left allow, publish the state if due,
+        and read `shopper`'s place (db/lua/drop_advance.lua)."""
+        status, v = await self._run(
+            "drop_advance",
+            [keys.drop_conf(drop_id), keys.drop_line(drop_id), keys.drop_state(drop_id), keys.drop_passes(drop_id),
+             keys.drop_taken(drop_id), keys.drop_spent(drop_id)],
+            [units_left, keys.drop_channel(drop_id), publish_interval_ms, shopper or "", max_admit],
+        )
+        if status == "MISSING":
+            raise DropMissing()
+        if status != "OK":
+            raise _unexpected("drop_advance", status)
+        expiry = as_text(v[10])
+        return DropAdvanced(
+            now_ms=int(v[0]), started=int(v[1]) == 1, ended=int(v[2]) == 1, admitted=int(v[3]),
+            outstanding=int(v[4]), line_length=int(v[5]), units_left=int(v[6]), used=int(v[7]),
+            expired=int(v[8]), rank=int(v[9]), pass_expires_ms=int(float(expiry)) if expiry else None,
+            spent=as_text(v[11]),
+        )
+
+    async def drop_pass_take(self, drop_id: int, shoppers: Sequence[str]) -> str | PassRefused | None:
+        """Take the first of `shoppers`' usable passes for one order (db/lua/drop_pass_take.lua): the
+        shopper whose pass it is, a PassRefused, or None when the drop has ended."""
+        status, values = await self._run(
+            "drop_pass_take",
+            [keys.drop_conf(drop_id), keys.drop_line(drop_id), keys.drop_state(drop_id), keys.drop_passes(drop_id),
+             keys.drop_taken(drop_id), keys.drop_spent(drop_id)],
+            list(shoppers),
+        )
+        if status == "OK":
+            return as_text(values[0])
+        if status == "NOT_YOUR_TURN":
+            position = int(values[1])
+            return PassRefused(as_text(values[0]), position if position > 0 else None)
+        if status == "ENDED":
+            return None
+        if status == "MISSING":
+            raise DropMissing()
+        raise _unexpected("drop_pass_take", status)
+
+    async def drop_pass_spend(self, drop_id: int, shopper: str, order_id: str) -> None:
+        """The order a taken pass was for is reserved: the pass is used up (db/lua/drop_pass_spend.lua)."""
+        status, _ = await self._run(
+            "drop_pass_spend",
+            [keys.drop_passes(drop_id), keys.drop_taken(drop_id), keys.drop_spent(drop_id), keys.drop_state(drop_id)],
+            [shopper, order_id],
+        )
+        if status != "OK":
+            raise _unexpected("drop_pass_spend", status)
+
+    async def drop_pass_return(self, drop_id: int, shopper: str) -> None:
+        """The order a taken pass was for was refused: the shopper may use it again (db/lua/drop_pass_return.lua)."""
+        status, _ = await self._run("drop_pass_return", [keys.drop_taken(drop_id)], [shopper])
+        if status != "OK":
+            raise _unexpected("drop_pass_return", status)
+
+    async def drop_end(self, drop_id: int) -> None:
+        """Close a drop's line and tell its listeners (db/lua/drop_end.lua)."""
+        status, _ = await self._run(
+            "drop_end", [keys.drop_conf(drop_id), keys.drop_state(drop_id)], [keys.drop_channel(drop_id)]
+        )
+        if status != "OK":
+            raise _unexpected("drop_end", status)

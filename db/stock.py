@@ -70,8 +70,9 @@ class StockCounters:
             rows = (
                 await session.execute(
                     text(
-                        "SELECT p.id, s.stock, p.price_cents, p.currency, p.max_per_customer "
+                        "SELECT p.id, s.stock, p.price_cents, p.currency, p.max_per_customer, dp.drop_id "
                         "FROM products p JOIN product_stock s ON s.product_id = p.id "
+                        "LEFT JOIN drop_products dp ON dp.product_id = p.id AND NOT dp.ended "
                         "WHERE p.id = ANY(:ids) ORDER BY p.id FOR SHARE OF s"
                     ),
                     {"ids": list(product_ids)},
@@ -82,7 +83,7 @@ class StockCounters:
                 price, currency, limit = sale_facts(row.price_cents, row.currency, row.max_per_customer)
                 result[row.id] = await self._scripts.stock_rebuild(
                     row.id, stock=row.stock, held=held.get(row.id, 0), price_cents=price, currency=currency,
-                    limit=limit,
+                    limit=limit, drop_id=row.drop_id,
                 )
         return result
 

@@ -11,6 +11,8 @@ from db.accounts import Accounts, Viewer
 from db.backends import Backends
 from db.carts import CartStore
 from db.catalog import Catalog, ProductRecord
+from db.drop_line import DropLine
+from db.drops import DropRecord, Drops
 from db.errors import Forbidden, NotAuthenticated
 from db.events import EventHub
 from db.orders import Orders
@@ -39,6 +41,10 @@ class Services(Protocol):
     def enqueuer(self) -> JobEnqueuer: ...
     @property
     def events(self) -> EventHub: ...
+    @property
+    def drops(self) -> Drops: ...
+    @property
+    def drop_line(self) -> DropLine: ...
     @property
     def dev_mode(self) -> bool: ...
 
@@ -76,6 +82,7 @@ class RequestContext:
         self._sid: str | None = None
         self._products: DataLoader[int, ProductRecord | None] | None = None
         self._available: DataLoader[int, int | None] | None = None
+        self._product_drops: DataLoader[int, DropRecord | None] | None = None
 
     # Loaders are made on first use: most buy requests never read a product.
     @property
@@ -89,6 +96,12 @@ class RequestContext:
         if self._available is None:
             self._available = DataLoader(load_fn=self.state.stock.available)
         return self._available
+
+    @property
+    def product_drops(self) -> DataLoader[int, DropRecord | None]:
+        if self._product_drops is None:
+            self._product_drops = DataLoader(load_fn=self.state.drops.live_for_products)
+        return self._product_drops
 
     @property
     def connection_params(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from db.scripts import CartChanged, CheckoutCart
 from resolvers import cursors, validate
 from resolvers.buy_metrics import counted_buy
 from resolvers.context import RequestContext
+from resolvers.drops import shoppers
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_PAGE = 100
@@ -56,7 +57,8 @@ async def _enqueue_persistence_if_needed(ctx: RequestContext, enqueue: bool) -> 
 async def place_order(ctx: RequestContext, lines: list[tuple[str, int]], idempotency_key: str) -> OrderRecord:
     viewer = await ctx.require_customer()
     key = _idempotency_key(idempotency_key)
-    reservation = await ctx.state.orders.reserve(viewer.customer_id, _order_lines(lines), key)
+    reservation = await ctx.state.orders.reserve(viewer.customer_id, _order_lines(lines), key,
+                                                 shoppers=await shoppers(ctx, viewer.customer_id))
     await _enqueue_persistence_if_needed(ctx, reservation.enqueue_persistence)
     return reservation.order
 
@@ -78,6 +80,7 @@ async def checkout(ctx: RequestContext, idempotency_key: str) -> OrderRecord:
             reservation = await ctx.state.orders.reserve(
                 viewer.customer_id, lines, key,
                 CheckoutCart(owner, cart.version, ctx.state.carts.ttl_for(owner)),
+                shoppers=await shoppers(ctx, viewer.customer_id),
             )
         except CartChanged:
             continue

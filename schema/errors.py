@@ -56,7 +56,14 @@ describe_enum(
             "`checkout` and `placeOrder`). Nothing was reserved; use a new key for a new purchase."
         ),
         "RATE_LIMITED": (
-            "Too many failed sign-ins for this email (by default ten within five minutes); try again later."
+            "Too many failed sign-ins for this email (by default ten within five minutes); try again later. Also: "
+            "too many new guest sessions or new places in drop lines from one client address."
+        ),
+        "DROP_NOT_FOUND": "No drop has this id.",
+        "NOT_YOUR_TURN": (
+            "A line is a product of a live drop and the caller holds no usable pass for it: not in the line, still "
+            "waiting (`position` says where), the pass ran out, was used, or is in use by another order right now. "
+            "`productId` names the line. Nothing was reserved."
         ),
     },
 )
@@ -106,6 +113,15 @@ class UserError:
         ),
     )
 
+    position: int | None = strawberry.field(
+        default=None,
+        description=(
+            "For NOT_YOUR_TURN: the caller's position in the drop's line (1 = next to be admitted); null when they "
+            "are not waiting in it (not joined, the drop not started, their pass ran out or was used). Null for "
+            "every other code."
+        ),
+    )
+
     @classmethod
     def from_exception(cls, exc: RushcartError) -> UserError:
         code = ErrorCode(exc.code)
@@ -117,6 +133,7 @@ class UserError:
             available=exc.available,
             # The contract's `available` means stock for every other code; this field is never read as stock.
             remaining_allowance=exc.available if code is ErrorCode.PURCHASE_LIMIT_EXCEEDED else None,
+            position=exc.position,
         )
 
 

@@ -9,9 +9,10 @@ import strawberry
 from strawberry.types import Info
 
 from db.carts import CartContents
-from resolvers import auth, carts, orders, products
+from resolvers import auth, carts, drops, orders, products
 from resolvers.context import RequestContext
 from schema.carts import CartMergeReport, CartMergeStrategy, build_cart
+from schema.drops import Drop, DropInput, DropLine, DropLinePayload, DropPayload
 from schema.errors import payload_or_errors
 from schema.inputs import OrderLineInput, ProductInput, ProductUpdateInput
 from schema.orders import CheckoutPayload, OrderPayload, build_order
@@ -246,8 +247,9 @@ class Mutation:
         description=(
             "Signed-in customers only: buy what is in the cart. Answers at once with the order PENDING and its "
             "units already reserved (final, not a hold to confirm): every line or none, each within the product's "
-            "`maxPerCustomer`. A successful checkout empties the cart. Errors: NOT_AUTHENTICATED, INVALID_INPUT, "
-            "EMPTY_CART, PRODUCT_NOT_FOUND, OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED."
+            "`maxPerCustomer`. A successful checkout empties the cart. A product of a live drop needs the caller's "
+            "pass (see `joinDrop`). Errors: NOT_AUTHENTICATED, INVALID_INPUT, EMPTY_CART, PRODUCT_NOT_FOUND, "
+            "OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED, NOT_YOUR_TURN."
         )
     )
     async def checkout(self, info: Ctx, idempotency_key: IdempotencyKey) -> CheckoutPayload:
@@ -260,8 +262,9 @@ class Mutation:
         description=(
             "Signed-in customers only: buy now, without the cart. Answers at once with the order PENDING and its "
             "units already reserved (final, not a hold to confirm): every line or none, each within the product's "
-            "`maxPerCustomer`. Errors: NOT_AUTHENTICATED, INVALID_INPUT, PRODUCT_NOT_FOUND, OUT_OF_STOCK, "
-            "PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED."
+            "`maxPerCustomer`. A product of a live drop needs the caller's pass (see `joinDrop`). Errors: "
+            "NOT_AUTHENTICATED, INVALID_INPUT, PRODUCT_NOT_FOUND, OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, "
+            "IDEMPOTENCY_KEY_REUSED, NOT_YOUR_TURN."
         )
     )
     async def place_order(
@@ -297,3 +300,56 @@ class Mutation:
             return OrderPayload(order=build_order(await orders.cancel(info.context, id)))
 
         return await payload_or_errors(OrderPayload, body)
+
+    @strawberry.mutation(
+        description=(
+            "Staff only: put products into a drop, sold through a waiting line from `startsAt` on. Until the drop "
+            "ends, its products are sold only to shoppers holding a pass. Errors: NOT_AUTHENTICATED, FORBIDDEN, "
+            "INVALID_INPUT (`startsAt` not in the future, no admission policy, a product already in a drop that has "
+            "not ended, with `productId`), PRODUCT_NOT_FOUND."
+        )
+    )
+    async def drop_create(
+        self, info: Ctx, input: Annotated[DropInput, strawberry.argument(description="The new drop.")]
+    ) -> DropPayload:
+        async def body() -> DropPayload:
+            record = await drops.create(
+                info.context, name=input.name, starts_at=input.starts_at, product_ids=list(input.product_ids),
+                admit_per_second=input.admit_per_second, max_active=input.max_active,
+                pass_ttl_seconds=input.pass_ttl_seconds,
+            )
+            return DropPayload(drop=Drop.from_record(record))
+
+        return await payload_or_errors(DropPayload, body)
+
+    @strawberry.mutation(
+        description=(
+            "Staff only: end a drop. Its line closes (every shopper in it is told ENDED) and its products sell as "
+            "any other. Ending it again changes nothing. Errors: NOT_AUTHENTICATED, FORBIDDEN, DROP_NOT_FOUND."
+        )
+    )
+    async def drop_end(
+        self, info: Ctx, id: Annotated[strawberry.ID, strawberry.argument(description="The drop's id.")]
+    ) -> DropPayload:
+        async def body() -> DropPayload:
+            return DropPayload(drop=Drop.from_record(await drops.end(info.context, id)))
+
+        return await payload_or_errors(DropPayload, body)
+
+    @strawberry.mutation(
+        description=(
+            "Take a place in a drop's line, as the signed-in customer or else the guest session (`X-Session-Id`). "
+            "One place per customer or session: joining again returns the same place, so a reload loses nothing. "
+            "Before the start, everyone who joined is put in a random order at the start; after it, places go in "
+            "order of arrival. A client address may take a limited number of new places a minute "
+            "(DROP_JOINS_PER_MINUTE). Follow the place with the `dropLine` subscription. Errors: NOT_AUTHENTICATED, "
+            "DROP_NOT_FOUND, RATE_LIMITED."
+        )
+    )
+    async def join_drop(
+        self, info: Ctx, drop_id: Annotated[strawberry.ID, strawberry.argument(description="The drop's id.")]
+    ) -> DropLinePayload:
+        async def body() -> DropLinePayload:
+            return DropLinePayload(line=DropLine.from_view(await drops.join(info.context, drop_id)))
+
+        return await payload_or_errors(DropLinePayload, body)

@@ -7,9 +7,11 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from resolvers import auth, carts, orders, products
+from db.errors import DropNotFound
+from resolvers import auth, carts, drops, orders, products
 from resolvers.context import RequestContext
 from schema.carts import Cart, build_cart
+from schema.drops import Drop, DropLine
 from schema.orders import Order, OrderConnection, OrderEdge, build_order, build_orders
 from schema.review import (
     ORDERS_NEEDING_REFUND_DESCRIPTION,
@@ -108,6 +110,29 @@ class Query:
             edges=edges,
             page_info=PageInfo(end_cursor=edges[-1].cursor if edges else None, has_next_page=page.has_next_page),
         )
+
+    @strawberry.field(description="A drop by id; null if there is none. Anyone may read it.")
+    async def drop(
+        self, info: Ctx, id: Annotated[strawberry.ID, strawberry.argument(description="The drop's id.")]
+    ) -> Drop | None:
+        record = await drops.drop(info.context, id)
+        return Drop.from_record(record) if record else None
+
+    @strawberry.field(
+        description=(
+            "The caller's place in a drop's line (the signed-in customer's, else the guest session's): the same "
+            "snapshot as the `dropLine` subscription's events. Null for an unknown drop; a top-level GraphQL error "
+            "without a customer or session."
+        )
+    )
+    async def drop_line(
+        self, info: Ctx, drop_id: Annotated[strawberry.ID, strawberry.argument(description="The drop's id.")]
+    ) -> DropLine | None:
+        try:
+            view = await drops.line(info.context, drop_id)
+        except DropNotFound:
+            return None
+        return DropLine.from_view(view)
 
     # Staff review (schema/review.py).
     orders_needing_refund: OrderConnection = strawberry.field(

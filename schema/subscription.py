@@ -14,8 +14,9 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from resolvers import subscriptions
+from resolvers import drops, subscriptions
 from resolvers.context import RequestContext
+from schema.drops import DropLine
 from schema.errors import refusals_as_errors
 from schema.live import Shared
 from schema.orders import CancelReason, OrderStatus
@@ -82,3 +83,21 @@ class Subscription:
             async for change in subscriptions.product_stock(info.context, product_id):
                 yield Shared(change, StockEvent(  # type: ignore[misc]
                     product_id=strawberry.ID(str(change.product_id)), available=change.available, at=change.at))
+
+    @strawberry.subscription(
+        description=(
+            "The caller's place in a drop's line first (as the `dropLine` query), then each change: position, "
+            "estimated wait and units left about once a second while waiting, ADMITTED with `passExpiresAt` when "
+            "their turn comes, SOLD_OUT or LIKELY_SOLD_OUT as soon as their turn can no longer come, and back to "
+            "WAITING if units come back. It ends after PURCHASED, ENDED or NOT_IN_LINE. For the place of the "
+            "connection's customer (or guest session, `X-Session-Id` in the `connection_init` payload) only; for an "
+            "unknown drop it ends at once with a GraphQL error."
+        )
+    )
+    async def drop_line(
+        self, info: Ctx, drop_id: Annotated[strawberry.ID, strawberry.argument(description="The drop's id.")]
+    ) -> AsyncGenerator[DropLine, None]:
+        async with refusals_as_errors():
+            async for view in drops.follow(info.context, drop_id):
+                # The event depends on the view alone, so equal views of many shoppers share one execution.
+                yield Shared(view, DropLine.from_view(view))  # type: ignore[misc]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 import strawberry
 from strawberry.types import Info
 
 from db.accounts import CustomerRecord
 from db.catalog import ProductRecord
 from resolvers.context import RequestContext
+
+if TYPE_CHECKING:
+    from schema.drops import Drop
 
 
 @strawberry.type(description="Where a page of a list ends and whether more follow.")
@@ -55,6 +60,18 @@ class Product:
     async def available(self, info: Info[RequestContext, None]) -> int:
         value = await info.context.available.load(int(self.id))
         return max(0, value or 0)
+
+    @strawberry.field(
+        description=(
+            "The live drop this product is sold through (a pass is needed to buy it until the drop ends); null "
+            "when it is in none."
+        )
+    )
+    async def drop(self, info: Info[RequestContext, None]) -> Annotated[Drop, strawberry.lazy("schema.drops")] | None:
+        from schema.drops import Drop
+
+        record = await info.context.product_drops.load(int(self.id))
+        return Drop.from_record(record) if record else None
 
     @classmethod
     def from_record(cls, record: ProductRecord) -> Product:

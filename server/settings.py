@@ -100,6 +100,8 @@ class Settings:
     login_attempts_per_account: int = 200
     login_window_seconds: int = 300
     session_starts_per_minute: int = 60
+    # New places in drop lines one client address may take a minute (bots opening many sessions).
+    drop_joins_per_minute: int = 20
     session_secret: str = ""
     trusted_proxies: str = ""
     # Empty: commands find a running `rushcart dev` and call it where it listens (server.services).
@@ -206,6 +208,7 @@ class Settings:
             login_attempts_per_account=_int(env, "LOGIN_ATTEMPTS_PER_ACCOUNT", 200, 1),
             login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1),
             session_starts_per_minute=_int(env, "SESSION_STARTS_PER_MINUTE", 60, 1),
+            drop_joins_per_minute=_int(env, "DROP_JOINS_PER_MINUTE", 20, 1),
             session_secret=env.get("SESSION_SECRET", ""),
             trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             public_base_url=env.get("PUBLIC_BASE_URL", ""),

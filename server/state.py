@@ -14,6 +14,8 @@ from db.accounts import Accounts, SignInLimits
 from db.backends import Backends, redis_client
 from db.carts import CartStore, CartTTLs
 from db.catalog import Catalog
+from db.drop_line import DropLine, stop_ticker
+from db.drops import Drops
 from db.engine import make_engine, make_sessionmaker
 from db.events import EventHub
 from db.orders import Orders
@@ -39,8 +41,12 @@ class AppState:
     orders: Orders
     enqueuer: JobEnqueuer
     events: EventHub
+    drops: Drops
+    drop_line: DropLine
     dev_mode: bool = False
     read_engine: AsyncEngine | None = None
+    # Advances the live drops' lines (db.drop_line); started in warm_state.
+    drop_ticker: asyncio.Task[None] | None = None
 
     @property
     def redis(self) -> Redis:
@@ -69,6 +75,8 @@ def open_state(settings: Settings) -> AppState:
         else redis
     )
     stock = StockCounters(backends)
+    drops = Drops(backends)
+    drop_line = DropLine(backends, drops, stock, settings.drop_joins_per_minute)
     return AppState(
         engine=engine,
         backends=backends,
@@ -90,9 +98,11 @@ def open_state(settings: Settings) -> AppState:
         carts=CartStore(
             backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
         ),
-        orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads),
+        orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads, drop_line),
         enqueuer=JobEnqueuer(settings.effective_queue_redis_url),
         events=EventHub(redis),
+        drops=drops,
+        drop_line=drop_line,
         dev_mode=settings.dev,
         read_engine=read_engine,
     )
@@ -103,9 +113,11 @@ async def warm_state(state: AppState) -> None:
     await asyncio.to_thread(state.enqueuer.warm)
     state.events.watch(keys.TOKENS_CHANNEL, state.accounts.on_token_event)
     await state.events.start()
+    state.drop_ticker = asyncio.create_task(state.drop_line.run_ticker(), name="rushcart-drop-ticker")
 
 
 async def close_state(state: AppState) -> None:
+    await stop_ticker(state.drop_ticker)
     await state.events.close()
     await state.enqueuer.aclose()
     if state.cache is not state.redis:

@@ -9,7 +9,9 @@
 -- ARGV[10] cart version ('' = not checkout)   ARGV[11] cart owner   ARGV[12] cart TTL (s)
 -- ARGV[13] the largest total an order may have (cents)   ARGV[14] number of lines n
 -- ARGV[15..] per line: product id, quantity, the product's stock channel
+-- ARGV[15 + 3n] the drops whose pass the caller holds for this order, as ',id,id,' ('' or absent: none)
 -- Returns {'REPLAY', oid} | {'IDEM_MISMATCH'} | {'NO_ALLOWANCE'} | {'MISSING', pid} | {'CART_CHANGED'}
+-- | {'NEEDS_PASS', pid, drop id} (a product of a live drop, and no pass held for that drop)
 -- | {'OUT_OF_STOCK', pid, available} | {'LIMIT', pid, remaining} | {'CURRENCY', pid} | {'TOO_LARGE', total}
 -- | {'OK', total, currency, enqueue (1 when no persistence job is pending), lines JSON}.
 --#include cart
@@ -31,14 +33,19 @@ if checkout and redis.call('HGET', cart, '_v') ~= ARGV[10] then
 end
 
 local n = tonumber(ARGV[14])
+local passes = ARGV[15 + 3 * n] or ''
 local lines, total, currency = {}, 0, nil
 for i = 1, n do
   local pid, qty = ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
   local stock_key, info_key = KEYS[5 + 3 * i], KEYS[7 + 3 * i]
   local stock = redis.call('GET', stock_key)
-  local info = redis.call('HMGET', info_key, 'price', 'currency', 'limit')
+  local info = redis.call('HMGET', info_key, 'price', 'currency', 'limit', 'drop')
   if not stock or not info[1] then
     return {'MISSING', pid}
+  end
+  -- A product outside a drop has no 'drop' field (or ''): this test is all it costs.
+  if info[4] and info[4] ~= '' and not string.find(passes, ',' .. info[4] .. ',', 1, true) then
+    return {'NEEDS_PASS', pid, info[4]}
   end
   stock = tonumber(stock)
   if stock < qty then

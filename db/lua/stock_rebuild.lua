@@ -6,8 +6,9 @@
 -- KEYS[1] stock:{pid}   KEYS[2] pinfo:{pid}   KEYS[3] stock:epoch:{pid} (bumped when this creates the counter)
 -- ARGV[1] products.stock   ARGV[2] units held by orders not in PostgreSQL
 -- ARGV[3] price (cents)   ARGV[4] currency   ARGV[5] max per customer ('' = none)
+-- ARGV[6] the live drop the product is in ('' = none)
 -- Returns {'OK', counter}: the existing one if another rebuilder won, else the new one.
-redis.call('HSET', KEYS[2], 'price', ARGV[3], 'currency', ARGV[4], 'limit', ARGV[5])
+redis.call('HSET', KEYS[2], 'price', ARGV[3], 'currency', ARGV[4], 'limit', ARGV[5], 'drop', ARGV[6])
 local current = redis.call('GET', KEYS[1])
 if current then
   return {'OK', tonumber(current)}
