@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,14 +37,15 @@ STATUS_CACHE_SECONDS = 86400
 
 
 async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
-    """Persist the given orders (ids from orders:topersist), applying payment events that arrived
+    """Persist the given orders (ids from one bucket's orders:topersist), applying payment events that arrived
     before them in the same transaction, so an order paid early is never expired afterwards.
     Returns how many rows this call inserted (the others were there already)."""
     records, missing = await read_records(backends, order_ids)
     if missing:
         # An id without a record cannot be persisted; it only happens after Redis lost data.
         log.error("orders %s are queued for persistence but have no record in Redis; dropping the ids", missing)
-        await backends.redis.zrem(keys.ORDERS_TO_PERSIST, *missing)
+        for oid in missing:
+            await backends.redis.zrem(keys.orders_to_persist_of(oid), oid)
     if not records:
         return 0
 
@@ -152,11 +154,13 @@ async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
 
 async def persist_pending(
     backends: Backends,
+    queue: str,
     batch_size: int,
     older_than_ms: int | None = None,
     before_batch: Callable[[], Awaitable[Any]] | None = None,
 ) -> int:
-    """Drain orders:topersist in batches of `batch_size`; returns orders inserted.
+    """Drain one to-persist queue (a bucket's orders:topersist) in batches of `batch_size`; returns
+    orders inserted. Every batch is one bucket's, so its script calls stay on one slot.
 
     `older_than_ms` limits the run to ids queued before that time (the sweeper's view);
     `before_batch` runs before each batch (the caller renews its lock there).
@@ -167,9 +171,9 @@ async def persist_pending(
         if before_batch is not None:
             await before_batch()
         if older_than_ms is None:
-            ids = await redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)
+            ids = await redis.zrange(queue, 0, batch_size - 1)
         else:
-            ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
+            ids = await redis.zrangebyscore(queue, "-inf", older_than_ms, start=0, num=batch_size)
         if not ids:
             return total
         total += await persist_orders(backends, [as_text(i) for i in ids])
@@ -177,7 +181,21 @@ async def persist_pending(
             return total
 
 
+async def persist_every_queue(backends: Backends, batch_size: int) -> int:
+    """Drain every bucket's queue in turn without the drainers' locks (one process alone, as a
+    benchmark or a maintenance command); returns orders inserted."""
+    return sum([await persist_pending(backends, queue, batch_size) for queue, _ in keys.all_orders_to_persist()])
+
+
+async def backlog(redis: Redis) -> int:
+    """Accepted orders not yet in PostgreSQL, over every bucket."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue, _ in keys.all_orders_to_persist():
+            pipe.zcard(queue)
+        return sum(int(n) for n in await pipe.execute())
+
+
 async def ensure_persisted(backends: Backends, order_id: str) -> None:
     """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
-    if await backends.redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
+    if await backends.redis.zscore(keys.orders_to_persist_of(order_id), order_id) is not None:
         await persist_orders(backends, [order_id])

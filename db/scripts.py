@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from db import keys
+from db import buckets, keys
 from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLimitExceeded
 from db.values import as_text
 
@@ -176,14 +176,15 @@ class Scripts:
         cart: CheckoutCart | None = None,
     ) -> Reserved | Replayed:
         """Reserve every line or none (db/lua/order_reserve.lua)."""
+        bucket = buckets.of_customer(customer_id)
         script_keys = [
             keys.idempotency(customer_id, idempotency_key),
             keys.allowance(customer_id),
-            keys.ORDERS_TO_PERSIST,
-            keys.PERSIST_PENDING,
+            keys.orders_to_persist_of(order_id),
+            keys.persist_pending(bucket),
             keys.order(order_id),
             keys.orders_inflight(customer_id),
-            keys.CARTS_DIRTY,
+            keys.carts_dirty(bucket) if cart is None else keys.carts_dirty_of(cart.owner),
         ]
         args: list[Any] = [
             customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
@@ -273,18 +274,23 @@ class Scripts:
     async def orders_persisted(self, orders: Sequence[PersistedOrder], status_cache_seconds: int) -> int:
         """After the commit: drop the orders' holds and to-persist entries, once each. Returns how
         many this call finished (a second call, or one after a crash, finishes none)."""
-        if not orders:
-            return 0
-        script_keys: list[str] = [keys.ORDERS_TO_PERSIST]
-        args: list[Any] = [status_cache_seconds]
+        by_queue: dict[str, list[PersistedOrder]] = {}
         for order in orders:
-            script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
-                            *[keys.stock_held(pid) for pid, _ in order.lines]]
-            args += [order.order_id, len(order.lines), *[qty for _, qty in order.lines]]
-        status, values = await self._run("orders_persisted", script_keys, args)
-        if status != "OK":
-            raise _unexpected("orders_persisted", status)
-        return int(values[0])
+            by_queue.setdefault(keys.orders_to_persist_of(order.order_id), []).append(order)
+        finished = 0
+        # One call per queue: a batch drained from one bucket is one call.
+        for queue, group in by_queue.items():
+            script_keys: list[str] = [queue]
+            args: list[Any] = [status_cache_seconds]
+            for order in group:
+                script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
+                                *[keys.stock_held(pid) for pid, _ in order.lines]]
+                args += [order.order_id, len(order.lines), *[qty for _, qty in order.lines]]
+            status, values = await self._run("orders_persisted", script_keys, args)
+            if status != "OK":
+                raise _unexpected("orders_persisted", status)
+            finished += int(values[0])
+        return finished
 
     async def allowance_load(self, customer_id: int, units: Mapping[int, int], ttl_seconds: int) -> bool:
         """Create the customer's allowance hash unless it exists; True when this call created it."""
@@ -371,7 +377,7 @@ class Scripts:
         """Apply one change to a cart; returns the cart's hash after it, flat (field, value, ...)."""
         status, values = await self._run(
             "cart_change",
-            [keys.cart(owner), keys.CARTS_DIRTY],
+            [keys.cart(owner), keys.carts_dirty_of(owner)],
             [op, product_id, quantity, max_units, max_lines, now_ms, ttl_seconds, owner],
         )
         if status == "OK":
@@ -392,7 +398,7 @@ class Scripts:
     ) -> MergeCounts:
         status, values = await self._run(
             "cart_merge",
-            [keys.cart(guest), keys.cart(customer), keys.CARTS_DIRTY],
+            [keys.cart(guest), keys.cart(customer), keys.carts_dirty_of(customer), keys.carts_dirty_of(guest)],
             [strategy, max_units, max_lines, now_ms, customer_ttl_seconds, guest_ttl_seconds, guest, customer],
         )
         if status == "MISSING":
@@ -418,7 +424,7 @@ class Scripts:
 
     async def cart_flushed(self, pipe: Pipeline, owner: str, version: int) -> None:
         """Queue on `pipe`: clear the owner's dirty mark unless the cart changed after `version`."""
-        await self._scripts["cart_flushed"](keys=[keys.cart(owner), keys.CARTS_DIRTY], args=[owner, version],
+        await self._scripts["cart_flushed"](keys=[keys.cart(owner), keys.carts_dirty_of(owner)], args=[owner, version],
                                             client=pipe)
 
     # Payments --------------------------------------------------------------------------------

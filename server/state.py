@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import keys
+from db import buckets, keys
 from db.accounts import Accounts, SignInLimits
 from db.backends import Backends, redis_client
 from db.carts import CartStore, CartTTLs
@@ -52,6 +52,7 @@ REPLICA_CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 def open_state(settings: Settings) -> AppState:
+    buckets.configure(settings.redis_buckets)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                          statement_cache=settings.statement_cache)
     read_engine = (

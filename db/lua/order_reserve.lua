@@ -1,8 +1,8 @@
 #!lua
 -- Reserve every line of an order or none, record the order, and queue it for persistence.
--- KEYS[1] idem:{cid}:{key}   KEYS[2] allow:{cid}   KEYS[3] orders:topersist   KEYS[4] persist:pending
--- KEYS[5] order:{oid}   KEYS[6] orders:inflight:{cid}   KEYS[7] carts:dirty
--- then for each line: stock:{pid}, stock:held:{pid}, pinfo:{pid}; last, for checkout only: cart:{owner}
+-- KEYS[1] idem:<cid>:<key>   KEYS[2] allow:<cid>   KEYS[3] orders:topersist   KEYS[4] persist:pending
+-- KEYS[5] order:<oid>   KEYS[6] orders:inflight:<cid>   KEYS[7] carts:dirty (all of the customer's bucket)
+-- then for each line: stock:<pid>, stock:held:<pid>, pinfo:<pid>; last, for checkout only: cart:<owner>
 -- ARGV[1] customer id   ARGV[2] order id   ARGV[3] now (ms)   ARGV[4] expires (ms)
 -- ARGV[5] request fingerprint   ARGV[6] idempotency TTL (s)   ARGV[7] allowance TTL (s)
 -- ARGV[8] persistence-pending flag TTL (ms)   ARGV[9] the order's status channel
