@@ -34,6 +34,7 @@ from redis.commands.core import AsyncScript
 
 from db import buckets, keys
 from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLimitExceeded
+from db.stock_events import STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS, OwedStockFigures
 from db.values import as_text
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -153,9 +154,16 @@ class Scripts:
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in script_names()
         }
+        # Stock figures this process's scripts held back (db.stock_events), published once due.
+        self.owed_stock = OwedStockFigures(self.stock_flush)
+
+    async def _call(self, name: str, keys_: Sequence[str], args: Sequence[Any], client: Pipeline | None = None) -> Any:
+        """The one place a script is sent (tests/db/test_key_slots.py watches it): on `client`, a
+        pipeline, it is only queued."""
+        return await self._scripts[name](keys=list(keys_), args=list(args), client=client)
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> tuple[str, list[Any]]:
-        return _reply(await self._scripts[name](keys=list(keys_), args=list(args)))
+        return _reply(await self._call(name, keys_, args))
 
     # Orders ----------------------------------------------------------------------------------
 
@@ -194,13 +202,16 @@ class Scripts:
         ]
         for line in lines:
             pid = line.product_id
-            script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid)]
+            script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid), keys.stock_published(pid)]
             args += [pid, line.quantity, keys.stock_channel(pid)]
+        args += [STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS]
         if cart is not None:
             script_keys.append(keys.cart(cart.owner))
         status, values = await self._run("order_reserve", script_keys, args)
         if status == "OK":
-            total, currency, enqueue, lines_json = values
+            total, currency, enqueue, lines_json, *owed = values
+            if owed:
+                self.owed_stock.owe(int(pid) for pid in owed)
             return Reserved(
                 total_cents=int(total),
                 currency=as_text(currency),
@@ -246,17 +257,19 @@ class Scripts:
         Safe to repeat: True only for the call that gave the units back."""
         pids = [line.product_id for line in released]
         args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id),
-                           marker_ttl_seconds]
+                           marker_ttl_seconds, STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS]
         for line in released:
             args += [line.product_id, line.quantity, line.epoch, keys.stock_channel(line.product_id)]
         reply, values = await self._run(
             "order_status",
             [keys.order(order_id), keys.allowance(customer_id), keys.order_released(order_id),
-             *map(keys.stock, pids), *map(keys.stock_epoch, pids)],
+             *map(keys.stock, pids), *map(keys.stock_epoch, pids), *map(keys.stock_published, pids)],
             args,
         )
         if reply != "OK":
             raise _unexpected("order_status", reply)
+        if len(values) > 1:
+            self.owed_stock.owe(int(as_text(pid)) for pid in values[1:])
         return int(values[0]) == 1
 
     async def orders_read(self, order_ids: Sequence[str]) -> list[dict[str, str] | None]:
@@ -309,10 +322,13 @@ class Scripts:
         `epoch`) was rebuilt since. A result below zero is refused with InvalidInput."""
         status, values = await self._run(
             "stock_adjust",
-            [keys.stock(product_id), keys.stock_epoch(product_id)],
-            [delta, product_id, epoch or "", keys.stock_channel(product_id)],
+            [keys.stock(product_id), keys.stock_epoch(product_id), keys.stock_published(product_id)],
+            [delta, product_id, epoch or "", keys.stock_channel(product_id), STOCK_EVENT_WINDOW_MS,
+             STOCK_PUB_TTL_SECONDS],
         )
         if status == "OK":
+            if int(values[1]) == 1:
+                self.owed_stock.owe([product_id])
             return int(values[0])
         if status in ("MISSING", "STALE"):
             return None
@@ -341,12 +357,27 @@ class Scripts:
         status, values = await self._run(
             "stock_reconcile",
             [keys.stock(product_id), keys.stock_held(product_id), keys.stock_drift(product_id),
-             keys.stock_epoch(product_id)],
-            [stock, product_id, drift_memory_seconds, min_gap_ms, keys.stock_channel(product_id)],
+             keys.stock_epoch(product_id), keys.stock_published(product_id)],
+            [stock, product_id, drift_memory_seconds, min_gap_ms, keys.stock_channel(product_id),
+             STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS],
         )
         if status != "OK":
             raise _unexpected("stock_reconcile", status)
         return int(values[0])
+
+    async def stock_flush(self, product_id: int) -> int:
+        """Publish the product's owed stock figure if its window is over (db/lua/stock_flush.lua);
+        0 when done (published, or nothing owed any more), else the ms to wait."""
+        status, values = await self._run(
+            "stock_flush",
+            [keys.stock(product_id), keys.stock_published(product_id)],
+            [product_id, keys.stock_channel(product_id), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS],
+        )
+        if status == "OK":
+            return 0
+        if status == "WAIT":
+            return int(values[0])
+        raise _unexpected("stock_flush", status)
 
     # Rate limits -----------------------------------------------------------------------------
 
@@ -424,8 +455,7 @@ class Scripts:
 
     async def cart_flushed(self, pipe: Pipeline, owner: str, version: int) -> None:
         """Queue on `pipe`: clear the owner's dirty mark unless the cart changed after `version`."""
-        await self._scripts["cart_flushed"](keys=[keys.cart(owner), keys.carts_dirty_of(owner)], args=[owner, version],
-                                            client=pipe)
+        await self._call("cart_flushed", [keys.cart(owner), keys.carts_dirty_of(owner)], [owner, version], client=pipe)
 
     # Payments --------------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class Runtime:
 
     def close(self) -> None:
         async def _close() -> None:
+            await self.backends.scripts.owed_stock.close()
             await self.backends.redis.aclose()
             await self.engine.dispose()
 
@@ -81,9 +82,16 @@ def current() -> Runtime:
 
 
 def run(body: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run an async job body on the worker's loop."""
+    """Run an async job body on the worker's loop, and publish the stock figures it left owed
+    (db.stock_events) before returning: between jobs the loop does not run."""
     rt = current()
-    return rt.loop.run_until_complete(body(rt))
+
+    async def settled() -> T:
+        result = await body(rt)
+        await rt.backends.scripts.owed_stock.settle()
+        return result
+
+    return rt.loop.run_until_complete(settled())
 
 
 def shutdown() -> None:

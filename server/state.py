@@ -107,6 +107,9 @@ async def warm_state(state: AppState) -> None:
 
 
 async def close_state(state: AppState) -> None:
+    # Owed stock figures still go out on a clean shutdown; a crash leaves them to the reconciler.
+    await state.backends.scripts.owed_stock.settle(timeout=1.0)
+    await state.backends.scripts.owed_stock.close()
     await state.events.close()
     await state.enqueuer.aclose()
     if state.cache is not state.redis:
