@@ -296,9 +296,12 @@ class Scripts:
             script_keys: list[str] = [queue]
             args: list[Any] = [status_cache_seconds]
             for order in group:
+                # An order made before buckets held its units on the old stock:held:<pid> names, which
+                # nothing reads any more; taking them off the new counters would count them twice.
+                held = order.lines if buckets.of_order(order.order_id) is not None else ()
                 script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
-                                *[keys.stock_held(pid) for pid, _ in order.lines]]
-                args += [order.order_id, len(order.lines), *[qty for _, qty in order.lines]]
+                                *[keys.stock_held(pid) for pid, _ in held]]
+                args += [order.order_id, len(held), *[qty for _, qty in held]]
             status, values = await self._run("orders_persisted", script_keys, args)
             if status != "OK":
                 raise _unexpected("orders_persisted", status)

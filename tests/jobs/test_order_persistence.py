@@ -115,3 +115,42 @@ async def test_flushall_after_persistence_rebuilds_counters(api: Api, make_produ
     assert [("PURCHASE_LIMIT_EXCEEDED", 2)] == [(e["code"], e["available"]) for e in over["errors"]]
     ok = await place(again, (product, 2))
     assert ("PENDING", 3) == (ok["order"]["status"], await available(api, product))
+
+
+async def test_an_order_accepted_before_buckets_is_still_read_rebuilt_around_and_persisted(
+    api: Api, make_product, pg, redis, state
+) -> None:
+    """An order left in Redis by the version before buckets (UUIDv7 id, old key names, the old global
+    queue) is readable by its owner, held back from a rebuilt counter, and persisted once, its old
+    holds not taken off the new counters."""
+    import json
+    import time
+
+    from uuid6 import uuid7
+
+    from db.order_persistence import persist_every_queue
+
+    product = await make_product(stock=10, price_cents=700)
+    pid = int(product["id"])
+    email = f"{unique('legacy')}@example.com"
+    buyer = await api.register(email)
+    cid = int(await pg.fetchval("SELECT id FROM customers WHERE email = $1", email))
+    oid, now_ms = str(uuid7()), int(time.time() * 1000)
+    # What the reservation script of the version before buckets wrote for one order of 2 units.
+    await redis.hset(f"order:{oid}", mapping={
+        "id": oid, "customer_id": cid, "status": "PENDING", "lines": json.dumps([[pid, 2, 700]]),
+        "total_cents": 1400, "currency": "USD", "created_ms": now_ms, "expires_ms": now_ms + 900_000,
+        "fingerprint": f"lines:{pid}x2", "idem_key": f"idem:{cid}:legacy", "persisted": "0"})
+    await redis.incrby(f"stock:held:{pid}", 2)
+    await redis.sadd(f"orders:inflight:{cid}", oid)
+    await redis.zadd(keys.LEGACY_ORDERS_TO_PERSIST, {oid: now_ms})
+
+    read = (await buyer(READ, id=oid))["order"]
+    assert ("PENDING", 1400) == (read["status"], read["totalCents"])
+    await redis.delete(keys.stock(pid))
+    assert 8 == await available(api, product)  # rebuilt: PostgreSQL's 10 less the 2 the old order holds
+    await persist_every_queue(state.backends, 500)
+    assert {oid} == await persisted_order_ids(pg, [oid])
+    assert (8, 8) == (await product_stock(pg, product), await available(api, product))
+    left = await redis.zscore(keys.LEGACY_ORDERS_TO_PERSIST, oid)
+    assert (None, None) == (await redis.get(keys.stock_held(pid)), left)
