@@ -5,7 +5,9 @@ Nobody else packs KEYS and ARGV or reads a script's raw reply. Every script star
 is loaded once per client and called by SHA, and answers by one convention: a table whose first
 element is a status word, 'OK' or the name of a refusal, followed by that status' values.
 Key names come from db.keys, channels too, and every TTL is an argument, so no figure is written
-twice. A shared step (emptying a cart) lives in db/lua/lib and is put into a script where it
+twice. Every call's keys share one hash slot and so do the sharded channels it publishes on
+(SPUBLISH), or a cluster refuses it; tests/db/test_key_slots.py checks every call, and lists the
+steps that do not yet. A shared step (emptying a cart) lives in db/lua/lib and is put into a script where it
 says `--#include NAME`.
 
 Errors raised here:

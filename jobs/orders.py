@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
 
+from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from db import buckets, keys
@@ -23,40 +25,56 @@ SWEEP_AGE_MS = 2000
 DRAIN_LOCK_SECONDS = 10
 
 
-async def _drain(rt: runtime.Runtime, queues: Sequence[tuple[str, str]], older_than_ms: int | None = None) -> int:
-    """Persist the queued orders of each (queue, lock) while holding that queue's drain lock; a
-    queue whose lock is taken is left to its holder.
+async def _renew(held: Sequence[tuple[str, Lock]]) -> None:
+    for _, lock in held:
+        await lock.reacquire()
 
-    One drainer per bucket keeps two workers from reading the same batch and queueing on the same
-    product rows, while workers share the buckets. Running twice would still be safe (see
-    db.order_persistence), only wasteful. The holder re-checks its queue after releasing: an order
-    whose job found the lock taken is then still picked up.
+
+async def _drain(rt: runtime.Runtime, queues: Sequence[tuple[str, str]], older_than_ms: int | None = None) -> int:
+    """Persist the orders queued in every (queue, lock) whose drain lock this job can take; a queue
+    whose lock is held is left to its holder.
+
+    Holding a bucket's lock keeps two workers from reading the same batch. A drainer takes every
+    bucket it can and makes its batches over all of them: PostgreSQL is then written in large
+    batches, where a batch per bucket would cut each into as many small transactions queueing on
+    the same product rows; a second worker drains the buckets the first does not hold. Running
+    twice would still be safe (see db.order_persistence), only wasteful. The holder re-checks its
+    queues after releasing: an order whose job found a lock taken is then still picked up.
     """
+    redis = rt.backends.redis
     total = 0
-    for queue, lock_key in queues:
-        while True:
-            lock = rt.backends.redis.lock(lock_key, timeout=DRAIN_LOCK_SECONDS, blocking=False)
-            if not await lock.acquire():
-                break
-            try:
-                total += await persist_pending(
-                    rt.backends, queue, rt.config.persist_batch_size, older_than_ms, before_batch=lock.reacquire
-                )
-            finally:
+    while True:
+        held: list[tuple[str, Lock]] = []
+        for queue, lock_key in queues:
+            lock = redis.lock(lock_key, timeout=DRAIN_LOCK_SECONDS, blocking=False)
+            if await lock.acquire():
+                held.append((queue, lock))
+        if not held:
+            return total
+        try:
+            total += await persist_pending(rt.backends, [queue for queue, _ in held], rt.config.persist_batch_size,
+                                           older_than_ms, before_batch=functools.partial(_renew, held))
+        finally:
+            for _, lock in held:
                 with contextlib.suppress(LockError):
                     await lock.release()
-            if older_than_ms is not None or not await rt.backends.redis.zcard(queue):
-                break
-    return total
+        if older_than_ms is not None:
+            return total
+        async with redis.pipeline(transaction=False) as pipe:
+            for queue, _ in held:
+                pipe.zcard(queue)
+            if not any(await pipe.execute()):
+                return total
 
 
 def persist_pending_orders(bucket: int | None = None) -> int:
-    """Drain the bucket's to-persist queue (every bucket's without one) in batches; returns orders
-    inserted. Safe to run concurrently."""
+    """Drain the to-persist queues in batches, woken by an order of `bucket` (any, without one);
+    returns orders inserted. Safe to run concurrently."""
 
     async def body(rt: runtime.Runtime) -> int:
+        # Every bucket, the woken one first: a batch over several buckets is one transaction.
         every = keys.all_orders_to_persist()
-        queues = every if bucket is None else [(keys.orders_to_persist(bucket), keys.persist_lock(bucket))]
+        queues = every if bucket is None else sorted(every, key=lambda q: q[0] != keys.orders_to_persist(bucket))
         # Cleared first: an order accepted from now on enqueues a new job rather than relying on this one.
         flags = [keys.persist_pending(b) for b in range(buckets.count())] if bucket is None else [
             keys.persist_pending(bucket)]
