@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -21,13 +20,24 @@ log = logging.getLogger("rushcart.jobs.orders")
 
 # An id older than this in a to-persist queue was probably never enqueued (its process died).
 SWEEP_AGE_MS = 2000
-# A drainer renews its lock before every batch; a dead one's lock frees itself after this.
+# A drainer renews its locks while it works; a dead one's locks free themselves after this.
 DRAIN_LOCK_SECONDS = 10
 
 
-async def _renew(held: Sequence[tuple[str, Lock]]) -> None:
-    for _, lock in held:
-        await lock.reacquire()
+class _HeldLocks:
+    """The drain locks a job holds, renewed before a batch once a third of their time has passed
+    (a round trip per lock before every batch would slow every batch)."""
+
+    def __init__(self, locks: Sequence[Lock]) -> None:
+        self.locks = locks
+        self.renewed = time.monotonic()
+
+    async def renew(self) -> None:
+        if time.monotonic() - self.renewed < DRAIN_LOCK_SECONDS / 3:
+            return
+        for lock in self.locks:
+            await lock.reacquire()
+        self.renewed = time.monotonic()
 
 
 async def _drain(rt: runtime.Runtime, queues: Sequence[tuple[str, str]], older_than_ms: int | None = None) -> int:
@@ -53,7 +63,7 @@ async def _drain(rt: runtime.Runtime, queues: Sequence[tuple[str, str]], older_t
             return total
         try:
             total += await persist_pending(rt.backends, [queue for queue, _ in held], rt.config.persist_batch_size,
-                                           older_than_ms, before_batch=functools.partial(_renew, held))
+                                           older_than_ms, before_batch=_HeldLocks([lock for _, lock in held]).renew)
         finally:
             for _, lock in held:
                 with contextlib.suppress(LockError):
