@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
@@ -40,6 +41,13 @@ class _HeldLocks:
         self.renewed = time.monotonic()
 
 
+async def _waiting(redis: Redis, queues: Sequence[str]) -> bool:
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.zcard(queue)
+        return any(await pipe.execute())
+
+
 async def _drain(rt: runtime.Runtime, queues: Sequence[tuple[str, str]], older_than_ms: int | None = None) -> int:
     """Persist the orders queued in every (queue, lock) whose drain lock this job can take; a queue
     whose lock is held is left to its holder.
@@ -61,20 +69,22 @@ async def _drain(rt: runtime.Runtime, queues: Sequence[tuple[str, str]], older_t
                 held.append((queue, lock))
         if not held:
             return total
+        mine = [queue for queue, _ in held]
+        locks = _HeldLocks([lock for _, lock in held])
         try:
-            total += await persist_pending(rt.backends, [queue for queue, _ in held], rt.config.persist_batch_size,
-                                           older_than_ms, before_batch=_HeldLocks([lock for _, lock in held]).renew)
+            # While orders keep arriving the locks stay held: taking every bucket's lock again per
+            # batch would cost more Redis round trips than the batch's own steps.
+            while True:
+                total += await persist_pending(rt.backends, mine, rt.config.persist_batch_size, older_than_ms,
+                                               before_batch=locks.renew)
+                if older_than_ms is not None or not await _waiting(redis, mine):
+                    break
         finally:
             for _, lock in held:
                 with contextlib.suppress(LockError):
                     await lock.release()
-        if older_than_ms is not None:
+        if older_than_ms is not None or not await _waiting(redis, mine):
             return total
-        async with redis.pipeline(transaction=False) as pipe:
-            for queue, _ in held:
-                pipe.zcard(queue)
-            if not any(await pipe.execute()):
-                return total
 
 
 def persist_pending_orders(bucket: int | None = None) -> int:
