@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="processes the orderStatus subscribers are spread over")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
+    p.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
+                   help="the state Redis' AOF fsync policy: always loses no acknowledged write to a machine crash")
     p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
     p.add_argument("--data-dir", type=Path,
                    default=Path(os.environ.get("RUSHCART_DATA_DIR") or ROOT / ".data") / "bench",
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     live_setting: live.LiveSetting | None = None
     paid: payments.PaymentRun | None = None
     try:
-        say(f"bench {run_id}: PostgreSQL and Redis under {args.data_dir}")
-        stack.start_storage()
+        say(f"bench {run_id}: PostgreSQL and Redis (appendfsync {args.appendfsync}) under {args.data_dir}")
+        stack.start_storage(args.appendfsync)
         stack.run_cli("user", "create", "--email", STAFF_EMAIL, "--password", STAFF_PASSWORD, "--staff")
         servers = ["rushcart", *(v for v in args.variant_list if v != "rushcart")]
         say(f"starting {args.processes} server processes each for {', '.join(servers)} and {args.workers} workers")
@@ -236,7 +238,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
     load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
     header = (f"flash sale: {args.products} products x {args.stock} units (limit per buyer: {limit}), "
               f"{args.buyers} buyers, concurrency {args.concurrency}, {args.processes} API processes, "
-              f"{args.workers} workers, {load} per variant, {args.rounds} round(s)"
+              f"{args.workers} workers, {load} per variant, {args.rounds} round(s), appendfsync {args.appendfsync}"
               f"{' (medians)' if args.rounds > 1 else ''}")
     print(f"\n{header}\n")
     print(report.table(runs, args.variant_list))
