@@ -185,6 +185,13 @@ class Settings:
             raise SettingsError("PAYMENT_WEBHOOK_SECRET must be at least 24 characters in production")
         if production and (not env.get("DATABASE_URL") or not env.get("REDIS_URL")):
             raise SettingsError("DATABASE_URL and REDIS_URL are required when RUSHCART_ENV=production")
+        if _bool(env, "REDIS_CLUSTER", False):
+            # Refused rather than ignored: against a cluster the steps below would fail order by order.
+            raise SettingsError(
+                "REDIS_CLUSTER=true is not supported by this version yet: the keys are laid out for a "
+                "cluster, but reserving an order across products, releasing a cancelled one, persisting "
+                "a batch and merging carts still touch several hash slots in one step. Point REDIS_URL "
+                "at a standalone Redis or Valkey (with a replica for failover) until they are split.")
         return cls(
             rushcart_env=rushcart_env,
             database_url=env.get("DATABASE_URL", ""),
