@@ -15,10 +15,11 @@ CPU with one execution per event and about 125-150 µs executing per subscriber.
 messages a second, shared execution added ~2 ms to the median purchase where the machine had
 CPU to spare; per-subscriber execution saturated the process and added ~95 ms.
 
-Out of the default run (`slow`, in `make test-all`): on the same machine loaded by other work
-(load average 6 to 10, the API process getting a quarter of a core), the shared fan-out's own
-CPU also delayed purchases, by 40-120 ms in five runs of six. A bound loose enough to pass there
-would pass per-subscriber execution too.
+On the same machine loaded by other work (load average about 5, the API process getting a
+fraction of a core), the shared fan-out's own CPU still delayed purchases, by 39 ms, while a
+crowd's delivery could take the whole event loop. Since the fan-out rests twice as long as each
+batch took (db.events), a crowd's delivery takes at most a third of the loop and the added median
+stayed under the bound in four runs of four there (it was 10 ms with a rest as long as the batch).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.api import Api
 from tests.conftest import unique
@@ -120,7 +120,6 @@ def added_median_ms(windows: dict[int, list[float]]) -> tuple[float, list[float]
     return statistics.median(a - b for a, b in zip(with_fanout, without, strict=True)), with_fanout, without
 
 
-@pytest.mark.slow
 async def test_a_purchase_is_not_delayed_by_a_thousand_watchers(stack: Stack, api: Api, make_product) -> None:
     """With 1,000 productStock watchers receiving every change, a purchase's median grows by a few ms at most."""
     watched, quiet, measured = [await make_product(stock=1_000_000) for _ in range(3)]
