@@ -38,6 +38,7 @@ from db.enums import DropLineStatus
 from db.errors import DropNotFound, RateLimited
 from db.scripts import DropAdvanced, DropMissing, PassRefused
 from db.stock import StockCounters
+from db.values import as_text
 
 log = logging.getLogger("rushcart.drops")
 
@@ -205,6 +206,17 @@ class DropLine:
                 await self._restore(drop.id)
         raise RuntimeError("a drop's policy keeps going missing from Redis")
 
+    async def place(self, drop: DropRecord, shopper: str, started: bool) -> Place:
+        """Only the shopper's place, without moving the line (a listener whose own place moved):
+        three reads of one slot in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrank(keys.drop_line(drop.id), shopper)
+            pipe.zscore(keys.drop_passes(drop.id), shopper)
+            pipe.hget(keys.drop_spent(drop.id), shopper)
+            rank, expiry, spent = await pipe.execute()
+        return Place(None if rank is None else int(rank), started, None if expiry is None else int(expiry),
+                     "" if spent is None else as_text(spent))
+
     async def _restore(self, drop_id: int) -> None:
         if await self._drops.restore_policy(drop_id) is None:
             raise DropNotFound(f"no drop with id {drop_id}")
@@ -245,8 +257,8 @@ class DropLine:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("advancing the drops' lines failed; trying again")
+            except Exception as exc:  # Redis or PostgreSQL away for a moment: the next tick tries again
+                log.warning("advancing the drops' lines failed (%s); trying again", exc)
             await asyncio.sleep(interval)
 
 

@@ -189,6 +189,8 @@ class Drops:
         record = await self.get(drop_id)
         if record is not None:
             await self._write_policy(record)
+            if record.ended_at is None:
+                await self._redis.sadd(keys.DROPS_LIVE, str(drop_id))
         return record
 
     async def live_for_products(self, product_ids: Sequence[int]) -> list[DropRecord | None]:

@@ -158,9 +158,8 @@ async def follow(ctx: RequestContext, id_: str) -> AsyncIterator[LineView]:
                 if newer.at_ms < state.at_ms:
                     continue
                 if _stale(place, state, newer):
-                    state, place = await ctx.state.drop_line.advance(record, who)
-                else:
-                    state = newer
+                    place = await ctx.state.drop_line.place(record, who, newer.started)
+                state = newer
             current = line_view(record, state, place)
             if current != last:
                 last = current

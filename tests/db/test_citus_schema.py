@@ -2,8 +2,8 @@
 
 `orders` and `order_items` would be distributed by `customer_id` and `product_stock` by
 `product_id`: every primary and unique key of a distributed table must include its distribution
-column. `products` and `customers` would be reference tables, the only tables a foreign key may
-point at. The stock counter persistence decrements is not a column of the reference table.
+column. `products`, `customers` and `drops` (with `drop_products`) would be reference tables, the
+only tables a foreign key may point at. The stock counter persistence decrements is not a column of the reference table.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 DISTRIBUTED = {"orders": "customer_id", "order_items": "customer_id", "product_stock": "product_id"}
-REFERENCE = {"products", "customers"}
+REFERENCE = {"products", "customers", "drops"}
 
 # Every unique index (primary keys and unique constraints have one) of the distributed tables and
 # their partitions, with the table it belongs to (a partition's parent) and its columns.
@@ -46,7 +46,7 @@ async def test_every_unique_key_of_a_distributed_table_includes_its_distribution
 
 
 async def test_foreign_keys_point_only_at_reference_tables(pg: Any) -> None:
-    """Every foreign key references products or customers, the tables Citus would copy to every node."""
+    """Every foreign key references products, customers or drops, the tables Citus would copy to every node."""
     rows = await pg.fetch(FOREIGN_KEYS)
     assert {("order_items", "products"), ("carts", "customers"), ("product_stock", "products")} <= {
         (r["from_table"], r["to_table"]) for r in rows}

@@ -139,9 +139,9 @@ async def test_a_drop_is_read_back_and_named_by_its_products_until_it_ends(api: 
 async def test_joining_again_keeps_the_place(api: Api, staff: Api, make_product) -> None:
     """A customer and a guest each get one place; joining again (a reload) returns the same place."""
     product = await make_product(stock=10)
-    drop = await create_drop(staff, [product], starts_in=1.5, maxActive=1)
     first = await api.register(f"{unique('c')}@example.com")
     guest = await api.start_session()
+    drop = await create_drop(staff, [product], starts_in=2, maxActive=1)
     await join(first, drop)
     await join(guest, drop)
     await wait_started(drop)
@@ -183,7 +183,7 @@ async def test_a_client_address_gets_a_bounded_number_of_places(state, staff: Ap
     record = await state.drops.get(int(drop["id"]))
     bounded = DropLine(state.backends, state.drops, state.stock, joins_per_minute=3)
     client = unique("bot-")
-    sessions = [state.accounts._session_ids.issue() for _ in range(4)]
+    sessions = [await state.accounts.start_session(unique("starter-")) for _ in range(4)]
     made = [await bounded.join(record, guest_shopper(sid), client) for sid in sessions[:3]]
     again = await bounded.join(record, guest_shopper(sessions[0]), client)
     with pytest.raises(RateLimited):
@@ -199,8 +199,8 @@ async def test_a_pass_is_needed_bound_to_its_owner_used_once_and_kept_on_refusal
     """Only the admitted shopper may buy; OUT_OF_STOCK keeps the pass; an order uses it up; the next is admitted."""
     product = await make_product(stock=5)
     other = await make_product(stock=5)
-    drop = await create_drop(staff, [product], starts_in=2, maxActive=1, passTtlSeconds=60)
     a, b = await customers(api, 2)
+    drop = await create_drop(staff, [product], starts_in=4, maxActive=1, passTtlSeconds=60)
     await join(a, drop)
     await join(b, drop)
     early = await buy(a, product)
@@ -223,8 +223,8 @@ async def test_a_pass_is_needed_bound_to_its_owner_used_once_and_kept_on_refusal
 async def test_a_pass_not_used_in_time_returns_to_the_budget(api: Api, staff: Api, make_product) -> None:
     """A pass that runs out is PASS_EXPIRED and the next shopper is admitted in its place."""
     product = await make_product(stock=5)
-    drop = await create_drop(staff, [product], starts_in=1.5, maxActive=1, passTtlSeconds=5)
     a, b = await customers(api, 2)
+    drop = await create_drop(staff, [product], starts_in=1.5, maxActive=1, passTtlSeconds=5)
     await join(a, drop)
     await wait_started(drop)
     await join(b, drop)
@@ -243,8 +243,8 @@ async def test_shoppers_who_cannot_be_reached_are_told_and_the_line_moves_when_u
         api: Api, staff: Api, make_product) -> None:
     """Two units: two passes go out, the rest hear LIKELY_SOLD_OUT, then SOLD_OUT; a cancellation moves the line."""
     product = await make_product(stock=2)
-    drop = await create_drop(staff, [product], starts_in=2, maxActive=10, passTtlSeconds=60)
     shoppers = await customers(api, 5)
+    drop = await create_drop(staff, [product], starts_in=3, maxActive=10, passTtlSeconds=60)
     for shopper in shoppers:
         await join(shopper, drop)
     await wait_started(drop)
@@ -271,8 +271,8 @@ async def _has(statuses: Any, status: str, count: int) -> bool:
 async def test_concurrent_buyers_never_oversell_a_drop(api: Api, staff: Api, make_product) -> None:
     """Thirty shoppers racing for five units through the line: five orders, stock 0, no more."""
     product = await make_product(stock=5)
-    drop = await create_drop(staff, [product], starts_in=3, admitPerSecond=50, maxActive=30, passTtlSeconds=60)
     shoppers = await customers(api, 30)
+    drop = await create_drop(staff, [product], starts_in=3, admitPerSecond=50, maxActive=30, passTtlSeconds=60)
     await asyncio.gather(*[join(s, drop) for s in shoppers])
     await wait_started(drop)
     deadline = time.monotonic() + 30
@@ -298,8 +298,8 @@ async def test_the_subscription_starts_with_the_place_and_follows_it(stack: Stac
                                                                     make_product) -> None:
     """First event: the place now (WAITING, no position before the start); then a falling position, then ADMITTED."""
     product = await make_product(stock=50)
-    drop = await create_drop(staff, [product], starts_in=2, admitPerSecond=1, passTtlSeconds=60)
     early = await customers(api, 4)
+    drop = await create_drop(staff, [product], starts_in=4, admitPerSecond=1, passTtlSeconds=60)
     for shopper in early:
         await join(shopper, drop)
     async with subscribe(stack, SUBSCRIBE_LINE, early[0].token, d=drop["id"]) as stream:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC
 from pathlib import Path
 
 import httpx
 import pytest
-from graphql import build_schema
+from graphql import StringValueNode, build_schema
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema
@@ -31,8 +32,15 @@ FIELDS = sorted((set(SCHEMA.query_type.fields) | set(SCHEMA.mutation_type.fields
 ROLES = ("guest", "customer", "staff")
 
 
+# DateTime inputs (dropCreate's startsAt): instants of any year, and text that is no date at all.
+DATETIMES = st.one_of(
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+    st.text(max_size=40),
+).map(lambda text: StringValueNode(value=text))
+
+
 def operations(mode: Mode) -> st.SearchStrategy[object]:
-    return from_schema(SCHEMA, fields=FIELDS, mode=mode)
+    return from_schema(SCHEMA, fields=FIELDS, mode=mode, custom_scalars={"DateTime": DATETIMES})
 
 
 def check(response: httpx.Response, query: object) -> None:
