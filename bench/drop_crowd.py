@@ -155,6 +155,12 @@ class Crowd:
         if shopper.join_status in TOLD:
             shopper.told = shopper.join_done
         buy = bool(self.spec["buy"])
+        ordering: asyncio.Task[None] | None = None
+        if shopper.join_status == "ADMITTED":
+            # Told by the join itself: buy at once, as the page's button allows, not after the socket opens.
+            shopper.admitted = shopper.join_done
+            if buy:
+                ordering = asyncio.create_task(self._buy(shopper, done))
         async with self.gate:
             ws = await connect(self._ws_url(shopper.index), subprotocols=[Subprotocol("graphql-transport-ws")],
                                compression=None, max_queue=None, open_timeout=120)
@@ -162,7 +168,6 @@ class Crowd:
             await ws.recv()
             await ws.send(json.dumps({"id": "1", "type": "subscribe",
                                       "payload": {"query": LINE, "variables": {"d": self.drop_id}}}))
-        ordering: asyncio.Task[None] | None = None
         try:
             async for raw in ws:
                 message = json.loads(raw)

@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drop-units", type=int, default=300, help="units of the drop")
     p.add_argument("--drop-seconds", type=float, default=5, help="seconds the drop's shoppers arrive over")
     p.add_argument("--drop-admit-rate", type=float, default=100, help="the drop's admitPerSecond")
-    p.add_argument("--drop-pass-ttl", type=int, default=60, help="the drop's passTtlSeconds")
+    p.add_argument("--drop-pass-ttl", type=int, default=120, help="the drop's passTtlSeconds")
     p.add_argument("--drop-processes", type=int, default=2, help="processes the drop's shoppers are spread over")
     p.add_argument("--drop-at-rest", type=int, default=10000,
                    help="shoppers subscribed to a slow line on one API process: memory and update delay (0: skip)")
