@@ -84,6 +84,7 @@ class DropSetting:
 class Sale:
     shoppers: int
     units: int
+    joins_over_s: float  # from the start until the last joinDrop was sent: the arrivals as the machine managed
     joined: int
     join_failed: int
     ws_errors: int
@@ -123,6 +124,10 @@ class AtRest:
     matched: int
     update_p50_ms: float
     update_p99_ms: float
+    # The same for the updates received once every shopper was subscribed (the connects over).
+    settled_updates: int
+    settled_update_p50_ms: float
+    settled_update_p99_ms: float
 
 
 @dataclass
@@ -347,7 +352,8 @@ def _sale_figures(s: DropSetting, shoppers: int, starts: float, settled_at: floa
     after_start = [r for r in joined if r["join_sent"] >= starts and r["sid"] in ranks]
     tau = kendall_tau([r["join_sent"] for r in after_start], [ranks[r["sid"]] for r in after_start])
     return Sale(
-        shoppers=shoppers, units=s.units, joined=len(joined), join_failed=len(records) - len(joined),
+        shoppers=shoppers, units=s.units, joins_over_s=max((r["join_sent"] for r in records), default=starts) - starts,
+        joined=len(joined), join_failed=len(records) - len(joined),
         ws_errors=sum(1 for r in records if r["ws_error"]), admitted=sum(1 for r in records if r["admitted"]),
         accepted=len(accepted), units_sold=units_sold,
         order_p50_ms=percentile(latencies, 50), order_p99_ms=percentile(latencies, 99),
@@ -390,26 +396,29 @@ async def run_at_rest(s: DropSetting, say: Callable[[str], None]) -> AtRest:
         await crowd.kill()
         s.stack.stop_child(server)
     subscribed = [r for r in records if r["subscribed"]]
-    delays, updates = _update_delays(records, ranks, messages)
+    timed, updates = _update_delays(records, ranks, messages)
+    delays = [d for _, d in timed]
+    settled = [d for received, d in timed if received >= settled_at]
     return AtRest(
         shoppers=s.at_rest, subscribed=len(subscribed), errors=sum(1 for r in records if r["ws_error"]),
         connect_s=settled_at - starts, rss_before_mb=rss_before, rss_subscribed_mb=rss_subscribed,
         rss_after_mb=rss_after, kb_per_shopper=(rss_after - rss_before) * 1024 / max(1, len(subscribed)),
         updates=updates, matched=len(delays), update_p50_ms=percentile(delays, 50),
-        update_p99_ms=percentile(delays, 99),
+        update_p99_ms=percentile(delays, 99), settled_updates=len(settled),
+        settled_update_p50_ms=percentile(settled, 50), settled_update_p99_ms=percentile(settled, 99),
     )
 
 
 def _update_delays(records: list[dict[str, Any]], ranks: dict[str, int],
-                   messages: list[dict[str, Any]]) -> tuple[list[float], int]:
-    """Each WAITING update's delay (ms) behind the published state it was worked out from, and how many
-    updates there were."""
+                   messages: list[dict[str, Any]]) -> tuple[list[tuple[float, float]], int]:
+    """Each WAITING update's receipt time and delay (ms) behind the published state it was worked out
+    from, and how many updates there were."""
     published: dict[tuple[int, int, int], list[float]] = {}
     for m in messages:
         if m.get("started") and not m.get("ended"):
             published.setdefault((int(m["admitted"]), int(m["lineLength"]), int(m["unitsLeft"])), []).append(
                 float(m["at"]))
-    delays: list[float] = []
+    delays: list[tuple[float, float]] = []
     updates = 0
     for r in records:
         rank = ranks.get(r["sid"])
@@ -419,7 +428,7 @@ def _update_delays(records: list[dict[str, Any]], ranks: dict[str, int],
                 continue
             ats = [at for at in published.get((rank - position + 1, length, units), []) if at <= received * 1000]
             if ats:
-                delays.append(received * 1000 - max(ats))
+                delays.append((received, received * 1000 - max(ats)))
     return delays, updates
 
 
@@ -441,6 +450,7 @@ async def measure(s: DropSetting, say: Callable[[str], None]) -> DropRun:
 
 SALE_ROWS: list[tuple[str, str, int]] = [
     ("shoppers", "shoppers", 0),
+    ("joins sent over (s)", "joins_over_s", 1),
     ("joined", "joined", 0),
     ("admitted", "admitted", 0),
     ("bought (units sold)", "units_sold", 0),
@@ -491,7 +501,9 @@ def section(run: DropRun) -> list[str]:
         lines.append(f"line at rest on one API process: {r.subscribed:,} of {r.shoppers:,} shoppers subscribed in "
                      f"{r.connect_s:.1f}s ({r.errors} errors); RSS {r.rss_before_mb:.0f} -> {r.rss_after_mb:.0f} MB, "
                      f"{r.kb_per_shopper:.1f} KB per shopper; {r.updates:,} position updates ({r.matched:,} matched "
-                     f"to their state), delay p50 {fmt(r.update_p50_ms, 0)} ms, p99 {fmt(r.update_p99_ms, 0)} ms")
+                     f"to their state), delay p50 {fmt(r.update_p50_ms, 0)} ms, p99 {fmt(r.update_p99_ms, 0)} ms; "
+                     f"once all were subscribed {r.settled_updates:,} updates, delay p50 "
+                     f"{fmt(r.settled_update_p50_ms, 0)} ms, p99 {fmt(r.settled_update_p99_ms, 0)} ms")
     return lines
 
 

@@ -22,12 +22,15 @@ import { plural } from "./format.js";
 import { loadOrders, wireOrders } from "./orders.js";
 import * as Q from "./queries.js";
 import { el, errorText, state } from "./store.js";
-import { inLiveDrop, productCard, skeletonCards } from "./views.js";
+import { productCard, skeletonCards } from "./views.js";
 
 const PAGE_SIZE = 24;
 
+// The card, not the product as first drawn, says whether it is still in a drop: it leaves the drop
+// when the drop ends (drops.js).
 function onCardButton(product, button) {
-  return inLiveDrop(product) ? dropAction(product, button) : addToCart(product, button);
+  const inDrop = Boolean(state.cards.get(String(product.id))?.dataset.dropId);
+  return inDrop ? dropAction(product, button) : addToCart(product, button);
 }
 
 async function loadProducts({ append = false } = {}) {

@@ -8,7 +8,7 @@
 
 import { ensureSession, openAuth } from "./account.js";
 import { GRAPHQL_PATH, graphql, identity } from "./api.js";
-import { announce } from "./dom.js";
+import { announce, h } from "./dom.js";
 import { countdown, orderRef, plural, userErrorText } from "./format.js";
 import { GraphQLWsClient, websocketUrl } from "./graphql-ws.js";
 import { LiveFeed } from "./live.js";
@@ -141,18 +141,22 @@ function render(entry, now = Date.now()) {
     if (!card || card.dataset.dropId !== String(entry.drop.id)) continue;
     const panel = card.querySelector(".drop-panel");
     panel.dataset.status = entry.line?.status || "NOT_JOINED";
-    const head = panel.querySelector(".drop-headline") || panel.appendChild(document.createElement("p"));
-    head.className = "drop-headline";
-    head.textContent = headline;
-    const more = panel.querySelector(".drop-detail") || panel.appendChild(document.createElement("p"));
-    more.className = "drop-detail";
-    more.textContent = detail;
+    // The headline is a live region, read out when its words change; the detail holds the
+    // countdowns, which would be read out every second.
+    setText(panel, "drop-headline", headline, { role: "status" });
+    setText(panel, "drop-detail", detail);
     const button = card.querySelector(".add-button");
     if (!entry.busy) {
       button.disabled = !enabled;
       setButtonLabel(button, label);
     }
   }
+}
+
+function setText(panel, className, text, attrs = {}) {
+  let node = panel.querySelector(`.${className}`);
+  if (!node) node = panel.appendChild(h("p", { class: className, ...attrs }));
+  if (node.textContent !== text) node.textContent = text;
 }
 
 // The drop ended: its products sell as any other again.

@@ -10,7 +10,7 @@ import {
 
 // A product of a live drop is sold through its waiting line: the card's button joins the line
 // (then buys when it is the shopper's turn) and a panel under the price tells where they stand.
-export function inLiveDrop(product) {
+function inLiveDrop(product) {
   return Boolean(product.drop && !product.drop.endedAt);
 }
 
@@ -52,7 +52,7 @@ export function productCard(product, { onAdd }) {
         h("p", { class: "price" }, money(product.priceCents, product.currency)),
         h("p", { class: "stock" }),
       ),
-      drop ? h("div", { class: "drop-panel", role: "status", "aria-live": "polite" }) : null,
+      drop ? h("div", { class: "drop-panel" }) : null,
       button,
     ),
   );
