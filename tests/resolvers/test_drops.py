@@ -220,6 +220,24 @@ async def test_a_pass_is_needed_bound_to_its_owner_used_once_and_kept_on_refusal
     assert "ADMITTED" == (await wait_status(waiter, drop, "ADMITTED"))["status"]
 
 
+async def test_a_guest_pass_buys_once_the_guest_signs_in_with_the_same_session(api: Api, staff: Api,
+                                                                              make_product) -> None:
+    """A pass is bound to the guest session that joined: the customer who signs in from it may use it, nobody else."""
+    product = await make_product(stock=5)
+    guest = await api.start_session()
+    stranger = await api.register(f"{unique('c')}@example.com")
+    drop = await create_drop(staff, [product], starts_in=1.5, maxActive=5, passTtlSeconds=60)
+    await join(guest, drop)
+    await wait_started(drop)
+    await wait_status(guest, drop, "ADMITTED")
+    signed_in = await guest.register(f"{unique('c')}@example.com")
+    assert signed_in.session_id == guest.session_id
+    refused = await buy(stranger, product)
+    assert ("NOT_YOUR_TURN", None) == (refused["errors"][0]["code"], refused["errors"][0]["position"])
+    assert [] == (await buy(signed_in, product))["errors"]
+    assert "PURCHASED" == (await line(guest, drop))["status"]
+
+
 async def test_a_pass_not_used_in_time_returns_to_the_budget(api: Api, staff: Api, make_product) -> None:
     """A pass that runs out is PASS_EXPIRED and the next shopper is admitted in its place."""
     product = await make_product(stock=5)
