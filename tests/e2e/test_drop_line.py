@@ -28,6 +28,7 @@ from playwright.async_api import Error as PlaywrightError  # noqa: E402
 from tests.api import Api  # noqa: E402
 from tests.e2e.storefront import Storefront, create_product  # noqa: E402
 from tests.resolvers.test_drops import (  # noqa: E402
+    END,
     buy,
     create_drop,
     customers,
@@ -164,4 +165,32 @@ async def test_the_line_says_likely_sold_out_then_sold_out_as_the_last_unit_goes
     await expect(panel(shop, product)).to_have_attribute("data-status", "SOLD_OUT")
     await expect(line_button(shop, product)).to_be_disabled()
     await shop.screenshot("sold-out")
+    assert [] == shop.errors
+
+
+async def test_a_place_taken_before_the_start_waits_for_the_shuffle_and_an_ended_drop_sells_as_usual(
+    shop: Storefront, staff: Api,
+) -> None:
+    """Joined early: "You're in line" with the time to the start and no position; staff end the drop: "Add to cart"."""
+    marker = f"drop{uuid.uuid4().hex[:10]}"
+    product = await create_product(staff, marker, "Early bird tee", price_cents=2500, stock=20)
+    drop = await create_drop(staff, [product], starts_in=120, admitPerSecond=5)
+
+    await shop.open(search=marker)
+    await expect(panel(shop, product)).to_contain_text(re.compile(r"The line opens in [12]:\d\d"))
+    await line_button(shop, product).click()
+    await expect(panel(shop, product)).to_contain_text("You're in line.")
+    await expect(panel(shop, product)).to_contain_text("everyone in line by then gets a random place")
+    await expect(button_label(shop, product)).to_have_text("In line")
+    await shop.screenshot("before-the-start")
+    # A reload finds the place again.
+    await shop.open(search=marker)
+    await expect(panel(shop, product)).to_contain_text("You're in line.")
+
+    ended = await staff(END, id=drop["id"])
+    assert [] == ended["dropEnd"]["errors"]
+    await expect(shop.card(product).locator(".drop-panel")).to_have_count(0, timeout=LINE_TIMEOUT_MS)
+    await expect(button_label(shop, product)).to_have_text("Add to cart")
+    await shop.add_to_cart(product, expect_count=1)
+    await shop.screenshot("ended")
     assert [] == shop.errors
