@@ -27,6 +27,7 @@ import contextlib
 import logging
 import math
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,9 @@ PUBLISH_INTERVAL_MS = 1000
 MAX_ADMIT_PER_CALL = 500
 # How often each API process advances every live drop.
 TICK_SECONDS = 0.5
+# How long a process shares one advance among its listeners that need the line's state at once
+# (a crowd subscribing, every listener after a lost pub/sub connection).
+SHARED_STATE_SECONDS = 0.25
 JOIN_WINDOW_SECONDS = 60
 
 
@@ -166,6 +170,7 @@ class DropLine:
         self._drops = drops
         self._stock = stock
         self._joins_per_minute = joins_per_minute
+        self._shared: dict[int, tuple[float, asyncio.Future[DropState]]] = {}
 
     async def drop(self, drop_id: int) -> DropRecord:
         record = await self._drops.cached(drop_id)
@@ -205,6 +210,23 @@ class DropLine:
             except DropMissing:
                 await self._restore(drop.id)
         raise RuntimeError("a drop's policy keeps going missing from Redis")
+
+    async def shared_state(self, drop: DropRecord) -> DropState:
+        """The line's state from one advance shared by every caller in this process within
+        SHARED_STATE_SECONDS, so ten thousand listeners arriving at once cost one script call."""
+        now = time.monotonic()
+        hit = self._shared.get(drop.id)
+        if hit is None or now - hit[0] > SHARED_STATE_SECONDS or (hit[1].done() and hit[1].exception()):
+            future: asyncio.Future[DropState] = asyncio.get_running_loop().create_future()
+            self._shared[drop.id] = (now, future)
+            try:
+                future.set_result((await self.advance(drop))[0])
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved here, so an unawaited failure is not logged as lost
+                raise
+            return future.result()
+        return await asyncio.shield(hit[1])
 
     async def place(self, drop: DropRecord, shopper: str, started: bool) -> Place:
         """Only the shopper's place, without moving the line (a listener whose own place moved):

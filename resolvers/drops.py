@@ -144,21 +144,24 @@ async def follow(ctx: RequestContext, id_: str) -> AsyncIterator[LineView]:
     state message of the drop out locally, reading Redis again only when the place itself moved."""
     record = await _live_drop(ctx, id_)
     who = await shopper(ctx)
+    line = ctx.state.drop_line
     listener = await ctx.state.events.listen(keys.drop_channel(record.id))
     try:
-        state, place = await ctx.state.drop_line.advance(record, who)
+        state = await line.shared_state(record)
+        place = await line.place(record, who, state.started)
         last = line_view(record, state, place)
         yield last
         while last.status not in FINAL:
             events = [await listener.get(), *listener.drain()]
             if any(e is RESYNC for e in events):
-                state, place = await ctx.state.drop_line.advance(record, who)
+                state = await line.shared_state(record)
+                place = await line.place(record, who, state.started)
             else:
                 newer = DropState.from_event(events[-1], state)
                 if newer.at_ms < state.at_ms:
                     continue
                 if _stale(place, state, newer):
-                    place = await ctx.state.drop_line.place(record, who, newer.started)
+                    place = await line.place(record, who, newer.started)
                 state = newer
             current = line_view(record, state, place)
             if current != last:
