@@ -36,7 +36,8 @@ lint: $(STAMP)
 # The chaos scenarios kill and restart services, so they run after the suite with a stack of their own;
 # then the order, payment and persistence tests again, the services behind a real PgBouncer.
 PGBOUNCER_TESTS = tests/server/test_pooler.py tests/resolvers/test_orders.py tests/jobs/test_order_persistence.py \
-	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_order_races.py
+	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_payment_groups.py \
+	tests/db/test_order_races.py
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
@@ -64,7 +65,7 @@ bench: $(BENCH_STAMP)
 
 # A smoke run of every variant in well under a minute; figures too short to quote.
 bench-quick: $(BENCH_STAMP)
-	$(BIN)/python -m bench.run --duration 4 --warmup 0.5 --buyers 40 --live 200 --live-duration 3 $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --duration 4 --warmup 0.5 --buyers 40 --live 200 --live-duration 3 --payments 200 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -39,7 +39,7 @@ async def reserve(request: Request) -> Response:
     except RushcartError as exc:
         return JSONResponse({"errors": [{"code": exc.code, "message": exc.message}]})
     if reservation.enqueue_persistence:
-        await state.enqueuer.persist_orders()
+        await state.enqueuer.persist_orders(reservation.bucket)
     order = reservation.order
     return JSONResponse({"order": {"id": order.id, "status": order.status, "totalCents": order.total_cents}})
 

@@ -1,4 +1,4 @@
-"""Watching the persistence backlog (the Redis zset `orders:topersist`) during and after a burst."""
+"""Watching the persistence backlog (the buckets' `orders:topersist` zsets) during and after a burst."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import asyncpg
 
-from db import keys
+from db.order_persistence import backlog
 
 
 @dataclass
 class Backlog:
-    """ZCARD of orders:topersist sampled every `interval` seconds, with wall-clock times."""
+    """The orders awaiting persistence (every bucket's) sampled every `interval` seconds, with wall-clock times."""
 
     redis: Any
     interval: float = 0.025
@@ -23,7 +23,7 @@ class Backlog:
 
     async def watch(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), int(await self.redis.zcard(keys.ORDERS_TO_PERSIST))))
+            self.samples.append((time.time(), await backlog(self.redis)))
             try:
                 await asyncio.wait_for(self._stop.wait(), self.interval)
             except TimeoutError:

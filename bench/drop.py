@@ -258,12 +258,13 @@ class Channel:
 
     async def __aenter__(self) -> Channel:
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._channel)
+        # The line publishes on sharded pub/sub (SPUBLISH), as every event of the service.
+        await pubsub.ssubscribe(self._channel)
 
         async def read() -> None:
             try:
                 async for message in pubsub.listen():
-                    if message["type"] == "message":
+                    if message["type"] == "smessage":
                         self.messages.append(json.loads(message["data"]))
             finally:
                 await pubsub.aclose()

@@ -124,25 +124,33 @@ class Crowd:
         """Start the processes, wait until every watcher has its first answer: (ready, seconds)."""
         self.work.mkdir(parents=True, exist_ok=True)
         shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+        commands = []
         for i, share in enumerate(s for s in shares if s):
             path = self.work / f"{self.name}-{i}-delays.json"
             path.unlink(missing_ok=True)
             self.delay_files.append(path)
-            self.processes.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.watchers", ws_url, str(product_id), str(share), str(path),
-                cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                start_new_session=True))
+            commands.append(["bench.watchers", ws_url, str(product_id), str(share), str(path)])
         # A generous deadline: connecting costs a few ms of CPU per watcher on a shared machine.
-        lines = await asyncio.wait_for(asyncio.gather(*(self._line(p) for p in self.processes)),
-                                       timeout=60 + count / 50)
+        lines = await self.spawn(commands, timeout=60 + count / 50)
         return sum(int(line["ready"]) for line in lines), max(float(line["connect_seconds"]) for line in lines)
 
+    async def spawn(self, commands: list[list[str]], timeout: float) -> list[dict[str, Any]]:
+        """Start one process per command (`python -m` and its arguments), each in a session of its own
+        with a pipe for stdin, and wait for each one's first line of JSON."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        for command in commands:
+            self.processes.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", *command, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, start_new_session=True))
+        return list(await asyncio.wait_for(asyncio.gather(*(self.next_line(p) for p in self.processes)),
+                                           timeout=timeout))
+
     @staticmethod
-    async def _line(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    async def next_line(process: asyncio.subprocess.Process) -> dict[str, Any]:
         assert process.stdout is not None
         raw = await process.stdout.readline()
         if not raw:
-            raise StackError(f"a watcher process exited with {await process.wait()} before reporting")
+            raise StackError(f"a crowd process exited with {await process.wait()} before reporting")
         line: dict[str, Any] = json.loads(raw)
         return line
 
@@ -154,7 +162,7 @@ class Crowd:
         for process in self.processes:
             assert process.stdin is not None
             process.stdin.close()
-        lines = await asyncio.wait_for(asyncio.gather(*(self._line(p) for p in self.processes)), timeout=120)
+        lines = await asyncio.wait_for(asyncio.gather(*(self.next_line(p) for p in self.processes)), timeout=120)
         delays: list[float] = []
         for path in self.delay_files:
             delays.extend(json.loads(path.read_text()))

@@ -45,7 +45,7 @@ from bench.stack import BenchStack
 from db import keys
 from db.backends import Backends
 from db.engine import asyncpg_dsn
-from db.order_persistence import finish_in_redis, persist_pending, read_records
+from db.order_persistence import backlog, finish_in_redis, persist_every_queue, read_records
 from db.order_records import OrderRecord
 from db.values import as_text
 from server.settings import Settings
@@ -199,10 +199,17 @@ async def _insert_each(pool: asyncpg.Pool, records: list[OrderRecord]) -> int:
 
 
 async def persist_one_by_one(state: AppState, pool: asyncpg.Pool, batch_size: int, watch: Stopwatch) -> int:
-    """Drain orders:topersist with one transaction per order; returns orders inserted."""
+    """Drain every to-persist queue with one transaction per order; returns orders inserted."""
+    inserted = 0
+    for queue, _ in keys.all_orders_to_persist():
+        inserted += await _one_by_one(state, pool, queue, batch_size, watch)
+    return inserted
+
+
+async def _one_by_one(state: AppState, pool: asyncpg.Pool, queue: str, batch_size: int, watch: Stopwatch) -> int:
     inserted = 0
     while True:
-        ids = [as_text(i) for i in await state.redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)]
+        ids = [as_text(i) for i in await state.redis.zrange(queue, 0, batch_size - 1)]
         if not ids:
             return inserted
         # Read and finished in Redis as the product's batches do it: one reply per batch each way.
@@ -216,7 +223,7 @@ async def persist_one_by_one(state: AppState, pool: asyncpg.Pool, batch_size: in
 
 async def _side(state: AppState, pg: asyncpg.Pool, side: str, sale: Sale, orders: list[Planned], key_prefix: str,
                 persist: Callable[[Stopwatch], Awaitable[int]]) -> SideRun:
-    waiting = int(await state.redis.zcard(keys.ORDERS_TO_PERSIST))
+    waiting = await backlog(state.redis)
     warmup = await _reserve(state, sale, orders[:WARMUP_ORDERS], f"{key_prefix}-warmup")
     warmed = await persist(Stopwatch())
     timed = await _reserve(state, sale, orders[WARMUP_ORDERS:], key_prefix)
@@ -228,7 +235,7 @@ async def _side(state: AppState, pg: asyncpg.Pool, side: str, sale: Sale, orders
     checks = [Check("nothing else waiting in orders:topersist before the side", waiting == 0,
                     f"{waiting} orders of earlier variants were still waiting")]
     checks += await check_sale(pg, state.redis, sale, accepted, [], redis_counters=True)
-    left = int(await state.redis.zcard(keys.ORDERS_TO_PERSIST))
+    left = await backlog(state.redis)
     checks += [
         Check("orders:topersist empty afterwards", left == 0, f"{left} orders left"),
         Check("inserted == reserved", warmed + inserted == len(accepted),
@@ -270,7 +277,7 @@ async def measure(stack: BenchStack, sales: dict[str, Sale], buyers: list[Buyer]
         batch_size = settings.persist_batch_size
         batched = await _side(
             state, pg, "batched", sales["batched"], orders, f"{key_prefix}-batched",
-            lambda watch: persist_pending(
+            lambda watch: persist_every_queue(
                 Backends(state.redis, state.backends.scripts,
                          cast(async_sessionmaker[AsyncSession], SessionClock(state.backends.sessions, watch))),
                 batch_size))

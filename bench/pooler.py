@@ -34,7 +34,7 @@ from bench.baseline_app import LOCK_AND_CHECK, WRITE
 from db.backends import Backends, redis_client
 from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
 from db.migrate import upgrade
-from db.order_persistence import persist_pending
+from db.order_persistence import persist_every_queue
 from db.orders import Orders
 from db.stock import StockCounters
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -72,7 +72,7 @@ async def persistence_round(url: str, redis_url: str, direct_dsn: str, statement
         for i in range(ORDERS_PER_ROUND):
             await orders.reserve(base + i, [(pids[i % len(pids)], 1)], f"k{base}-{i}")
         started = time.perf_counter()
-        persisted = await persist_pending(backends, BATCH)
+        persisted = await persist_every_queue(backends, BATCH)
         elapsed = time.perf_counter() - started
         assert persisted == ORDERS_PER_ROUND, persisted
         return (ORDERS_PER_ROUND / BATCH) / elapsed

@@ -4,9 +4,10 @@ One run: a fresh stack (bench.stack), buyers registered through the API (bench.s
 each round and each variant (bench.variant) a fresh sale, a burst from a separate load process
 (bench.load), the drain of the persistence backlog (bench.drain) and the invariant check
 (bench.invariants); then a crowd of stock watchers on one API process while a sale runs on it
-(bench.live); then a drop's waiting line under a crowd many times its units (bench.drop); then,
-with the servers and workers stopped, batched persistence against one transaction per order
-(bench.persistence); at the end the table, the ratios (bench.report),
+(bench.live); then a burst of payment webhooks, each order's owner waiting for PAID on an
+orderStatus subscription (bench.payments); then a drop's waiting line under a crowd many times
+its units (bench.drop); then, with the servers and workers stopped, batched persistence against one
+transaction per order (bench.persistence); at the end the table, the ratios (bench.report),
 bench/results/<timestamp>.json and its plot beside it (bench.plot). Exit status 1 on any
 violation, 2 if the stack failed, 130 on Ctrl-C.
 """
@@ -27,7 +28,7 @@ from typing import NoReturn
 
 import httpx
 
-from bench import drop, live, persistence, plot, report
+from bench import drop, live, payments, persistence, plot, report
 from bench.seed import STAFF_EMAIL, STAFF_PASSWORD, Buyer, GraphQL, SeedError, register_buyers, staff_token
 from bench.stack import ROOT, BenchStack, StackError
 from bench.variant import Setting, run_variant
@@ -68,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="requests/s of the live sale, paced (0: as fast as the process answers)")
     p.add_argument("--live-concurrency", type=int, default=16, help="connections of the live sale")
     p.add_argument("--live-processes", type=int, default=2, help="processes the watchers are spread over")
+    p.add_argument("--payments", type=int, default=2000,
+                   help="orders paid by a burst of signed webhooks, each watched by its owner's orderStatus "
+                        "subscription (0: skip that part)")
+    p.add_argument("--payments-concurrency", type=int, default=100, help="webhooks of the burst in flight")
+    p.add_argument("--payments-processes", type=int, default=2,
+                   help="processes the orderStatus subscribers are spread over")
     p.add_argument("--drop-shoppers", type=int, default=6000,
                    help="shoppers of the drop part, arriving over --drop-seconds for --drop-units (0: skip the part)")
     p.add_argument("--drop-units", type=int, default=300, help="units of the drop")
@@ -81,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drop-watch-seconds", type=float, default=10, help="seconds of position updates collected")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
+    p.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
+                   help="the state Redis' AOF fsync policy: always loses no acknowledged write to a machine crash")
     p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
     p.add_argument("--data-dir", type=Path,
                    default=Path(os.environ.get("RUSHCART_DATA_DIR") or ROOT / ".data") / "bench",
@@ -106,6 +115,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--drop-units, --drop-seconds, --drop-admit-rate and --drop-processes must be above 0")
     if args.persistence_orders < 0:
         p.error("--persistence-orders must be 0 (skip) or more")
+    if args.payments < 0:
+        p.error("--payments must be 0 (skip) or more")
+    if args.payments_concurrency < 1 or args.payments_processes < 1:
+        p.error("--payments-concurrency and --payments-processes must be at least 1")
     if args.workers < 1 and {"rushcart", "ceiling"} & set(args.variant_list):
         p.error("--workers must be at least 1: rushcart and ceiling persist through the workers")
     args.seed = args.seed or random.randrange(1, 1 << 30)
@@ -140,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     persisted: persistence.PersistenceRun | None = None
     lives: list[live.LiveRun] = []
     live_setting: live.LiveSetting | None = None
+    paid: payments.PaymentRun | None = None
     dropped: drop.DropRun | None = None
     try:
-        say(f"bench {run_id}: PostgreSQL and Redis under {args.data_dir}")
-        stack.start_storage()
+        say(f"bench {run_id}: PostgreSQL and Redis (appendfsync {args.appendfsync}) under {args.data_dir}")
+        stack.start_storage(args.appendfsync)
         stack.run_cli("user", "create", "--email", STAFF_EMAIL, "--password", STAFF_PASSWORD, "--staff")
         servers = ["rushcart", *(v for v in args.variant_list if v != "rushcart")]
         say(f"starting {args.processes} server processes each for {', '.join(servers)} and {args.workers} workers")
@@ -173,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 rate=args.live_rate,
                 watcher_processes=args.live_processes, max_quantity=args.max_quantity, seed=args.seed)
             lives = measure_live(live_setting, args.live_sizes)
+        if args.payments:
+            paid = measure_payments(stack, args, run_id, ports["rushcart"], staff, buyers)
         if args.drop_shoppers:
             dropped = asyncio.run(drop.measure(drop.DropSetting(
                 stack=stack, run_id=run_id, sale_ports=ports["rushcart"], staff_token=staff, buyers=buyers,
@@ -193,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-    return finish(args, run_id, runs, persisted, lives, live_setting, dropped)
+    return finish(args, run_id, runs, persisted, lives, live_setting, paid, dropped)
 
 
 def measure_live(setting: live.LiveSetting, sizes: list[int]) -> list[live.LiveRun]:
@@ -206,6 +222,20 @@ def measure_live(setting: live.LiveSetting, sizes: list[int]) -> list[live.LiveR
             f"{run.watched.p99_ms:.1f} ms watched")
         found.append(run)
     return found
+
+
+def measure_payments(stack: BenchStack, args: argparse.Namespace, run_id: str, ports: list[int], staff: str,
+                     buyers: list[Buyer]) -> payments.PaymentRun:
+    say(f"payments: {args.payments:,} orders, each owner subscribed to orderStatus, then a webhook each at once")
+    setting = payments.PaymentSetting(
+        stack=stack, run_id=run_id, ports=ports, staff_token=staff, buyers=buyers, webhooks=args.payments,
+        concurrency=args.payments_concurrency, subscriber_processes=args.payments_processes,
+        timeout=args.drain_timeout)
+    run = asyncio.run(payments.measure(setting, say))
+    say(f"  202 p99 {run.accept_p99_ms:,.0f} ms; PAID delivered {run.delivered:,} of {run.webhooks:,}, "
+        f"p50 {run.delivered_p50_ms:,.0f} ms, p99 {run.delivered_p99_ms:,.0f} ms from the 202; "
+        f"invariants {'ok' if run.ok else 'VIOLATED'}")
+    return run
 
 
 def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str, ports: dict[str, list[int]],
@@ -227,13 +257,14 @@ def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str
 
 def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
            persisted: persistence.PersistenceRun | None, lives: list[live.LiveRun],
-           live_setting: live.LiveSetting | None, dropped: drop.DropRun | None = None) -> int:
+           live_setting: live.LiveSetting | None, paid: payments.PaymentRun | None,
+           dropped: drop.DropRun | None = None) -> int:
     found = report.ratios(runs, args.variant_list)
     limit = args.max_per_customer or "none"
     load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
     header = (f"flash sale: {args.products} products x {args.stock} units (limit per buyer: {limit}), "
               f"{args.buyers} buyers, concurrency {args.concurrency}, {args.processes} API processes, "
-              f"{args.workers} workers, {load} per variant, {args.rounds} round(s)"
+              f"{args.workers} workers, {load} per variant, {args.rounds} round(s), appendfsync {args.appendfsync}"
               f"{' (medians)' if args.rounds > 1 else ''}")
     print(f"\n{header}\n")
     print(report.table(runs, args.variant_list))
@@ -243,6 +274,10 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
     if lives and live_setting is not None:
         print()
         for line in live.section(lives, live_setting):
+            print(line)
+    if paid is not None:
+        print()
+        for line in payments.section(paid):
             print(line)
     if dropped is not None:
         print()
@@ -261,6 +296,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         "runs": [r.to_json() for r in runs], "ratios": found,
         "persistence": None if persisted is None else persisted.to_json(),
         "live": [r.to_json() for r in lives],
+        "payments": None if paid is None else paid.to_json(),
         "drop": None if dropped is None else dropped.to_json(),
     }, indent=1))
     print(f"\nresults: {path.relative_to(ROOT)}")
@@ -273,7 +309,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
     else:
         print(f"plot: {picture.relative_to(ROOT)}")
     problems = (report.violations(runs) + persistence.violations(persisted) + live.violations(lives)
-                + drop.violations(dropped))
+                + payments.violations(paid) + drop.violations(dropped))
     for problem in problems:
         print(f"INVARIANT VIOLATED: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -120,8 +120,8 @@ class BenchStack:
             "DROP_JOINS_PER_MINUTE": "10000000",
         }
 
-    def start_storage(self) -> None:
-        """Fresh database, empty Redis, migrations applied."""
+    def start_storage(self, appendfsync: str = "everysec") -> None:
+        """Fresh database, empty Redis (AOF fsync policy `appendfsync`), migrations applied."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._reap_stale_children()
         shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -139,7 +139,7 @@ class BenchStack:
                     shutil.rmtree(path)
                 elif path.name != self.redis_server.pidfile.name:
                     path.unlink()
-        self.redis_url = self.redis_server.start()
+        self.redis_url = self.redis_server.start(appendfsync)
         upgrade(self.database_url)
 
     @property

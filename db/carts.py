@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import keys
+from db import buckets, keys
 from db.backends import Backends
 from db.scripts import CartMissing
 from db.values import as_text
@@ -152,14 +152,19 @@ class CartStore:
 
 
 async def flush_dirty(backends: Backends, ttls: CartTTLs, batch_size: int = 1000) -> int:
-    """Write every dirty cart to PostgreSQL: one upsert and one delete statement per batch.
+    """Write every dirty cart to PostgreSQL, bucket by bucket: one upsert and one delete statement
+    per batch, every batch one bucket's. Returns the number of carts written or deleted."""
+    written = 0
+    for bucket in range(buckets.count()):
+        written += await _flush_bucket(backends, ttls, keys.carts_dirty(bucket), batch_size)
+    return written
 
-    Returns the number of carts written or deleted.
-    """
+
+async def _flush_bucket(backends: Backends, ttls: CartTTLs, dirty: str, batch_size: int) -> int:
     redis, sessions = backends.redis, backends.sessions
     written = 0
     while True:
-        owners = [as_text(o) for o in await redis.zrange(keys.CARTS_DIRTY, 0, batch_size - 1)]
+        owners = [as_text(o) for o in await redis.zrange(dirty, 0, batch_size - 1)]
         if not owners:
             return written
         async with redis.pipeline(transaction=False) as pipe:

@@ -1,10 +1,18 @@
 """Order status and stock events: published by the Lua scripts, fanned out by one connection.
 
-Message format (JSON on Redis pub/sub):
-    events:order:{oid}   {"orderId": str, "status": "PENDING"|"PAID"|"CANCELLED", "cancelReason": str?, "at": float}
-    events:stock:{pid}   {"productId": str, "available": int, "at": float}
+Message format (JSON on Redis sharded pub/sub; channel names in db.keys):
+    events:order:{b<n>}:<oid>  {"orderId": str, "status": "PENDING"|"PAID"|"CANCELLED", "cancelReason": str?,
+                               "at": float}
+    events:stock:{p<pid>}      {"productId": str, "available": int, "at": float}
 `at` is seconds since the epoch: for a status change the time PostgreSQL committed it (the value
 stored in the order's row), for a stock change Redis' clock inside the script that made it.
+Stock figures are coalesced where they are published (db.stock_events): at most one per product
+per window, and always the latest.
+
+Order and stock events travel on sharded pub/sub (SPUBLISH inside the scripts, SSUBSCRIBE here):
+each channel hashes to its key's slot, so on a cluster an event is sent by the shard that holds
+the order or product, not broadcast to every node. Channels every process watches for its whole
+life (token revocations) stay on global pub/sub.
 
 An EventHub holds one Redis pub/sub connection per process. It subscribes to a channel when
 its first local listener arrives and unsubscribes when the last one leaves, so a thousand
@@ -145,7 +153,7 @@ class EventHub:
         await self._pubsub.aclose()
 
     async def listen(self, channel: str, min_interval: float = 0.0) -> Listener:
-        """A listener on `channel`, returned once Redis has confirmed the subscription.
+        """A listener on the sharded channel `channel`, returned once Redis has confirmed the subscription.
 
         `min_interval` (seconds) conflates the channel: set by its first listener, it holds for all.
         """
@@ -157,7 +165,7 @@ class EventHub:
             state.listeners.add(listener)
             if len(state.listeners) == 1:
                 self._confirmed[channel] = asyncio.get_running_loop().create_future()
-                await self._pubsub.subscribe(channel)
+                await self._pubsub.ssubscribe(channel)
             confirmed = self._confirmed.get(channel)
         if confirmed is not None:
             try:
@@ -179,7 +187,7 @@ class EventHub:
                     state.timer.cancel()
                 self._confirmed.pop(listener.channel, None)
                 with contextlib.suppress(redis.exceptions.RedisError):
-                    await self._pubsub.unsubscribe(listener.channel)
+                    await self._pubsub.sunsubscribe(listener.channel)
 
     def _deliver(self, state: _Channel, event: dict[str, Any]) -> None:
         state.last_sent = time.monotonic()
@@ -260,12 +268,12 @@ class EventHub:
             if message is None:
                 continue
             channel = as_text(message["channel"])
-            if message["type"] == "subscribe":
+            if message["type"] in ("subscribe", "ssubscribe"):
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
                 continue
-            if message["type"] != "message":
+            if message["type"] not in ("message", "smessage"):
                 continue
             try:
                 event = json.loads(message["data"])

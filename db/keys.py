@@ -1,91 +1,113 @@
-"""Redis key names, each with what it holds and how long it lives.
+"""Redis key names, each with what it holds, how long it lives and the slot it shares.
+
+Every key a script touches shares one hash slot, so the scripts run unchanged on a Redis or Valkey
+Cluster (db.buckets says why and how). The part of a name in braces is its hash tag:
+    {p<pid>}    a product's keys and channel
+    {b<n>}      a bucket's keys: its customers' (n = customer id mod REDIS_BUCKETS), its guest carts'
+                (n from the session id), its orders' (n is carried in the order id), its queues
+    {pay}       the payment queue, one for the deployment
+Keys without braces are used by one command at a time, never by a script with another key.
 
 State Redis (never evicts, AOF on):
-    stock:{pid}            int: units of product pid that can be reserved now. No TTL; rebuilt
+    stock:{p<pid>}         int: units of product pid that can be reserved now. No TTL; rebuilt
                            from PostgreSQL when missing (db.stock).
-    stock:held:{pid}       int: units of pid held by orders not yet persisted. No TTL.
-    stock:epoch:{pid}      int bumped whenever the counter is rebuilt or repaired from PostgreSQL; a
+    stock:held:{p<pid>}    int: units of pid held by orders not yet persisted. No TTL.
+    stock:epoch:{p<pid>}   int bumped whenever the counter is rebuilt or repaired from PostgreSQL; a
                            release after a commit applies only if it is unchanged since the
                            transaction read it. No TTL.
-    stock:drift:{pid}      a difference the reconciler saw once and will repair if seen again. TTL 5 min.
-    pinfo:{pid}            hash of the sale facts the reservation script needs: price, currency,
+    stock:drift:{p<pid>}   a difference the reconciler saw once and will repair if seen again. TTL 5 min.
+    stock:pub:{p<pid>}     when the product's stock was last published (ms), followed by "+" while a
+                           later change waits for the next publish (db.stock_events). TTL 1 day.
+    pinfo:{p<pid>}         hash of the sale facts the reservation script needs: price, currency,
                            limit (max per customer, '' for none), drop (the id of the live drop the
                            product is in, '' or absent for none: then no pass is asked for). No TTL;
                            rewritten by every rebuild and catalogue change; `drop` also by creating
                            and ending a drop.
-    allow:{cid}            hash: product id -> units the customer holds in orders not cancelled,
+    allow:{b<n>}:<cid>     hash: product id -> units the customer holds in orders not cancelled,
                            "_r" marker. Loaded from PostgreSQL at sign-in (or on demand). TTL 30 days.
-    idem:{cid}:{key}       "<order id>|<request fingerprint>": the order an idempotency key made.
+    idem:{b<n>}:<cid>:<key>  "<order id>|<request fingerprint>": the order an idempotency key made.
                            TTL 48 h (the contract promises at least 24 h).
-    order:{oid}            hash of an order: id, customer_id, status, lines (JSON [[pid, qty, unit
+    order:{b<n>}:<oid>     hash of an order: id, customer_id, status, lines (JSON [[pid, qty, unit
                            price], ...]), total_cents, currency, created_ms, expires_ms, fingerprint,
                            persisted (0/1), cancel_reason, paid_ms, cancelled_ms. No TTL until
-                           persisted, then kept a day as a status cache.
-    order:released:{oid}   "1" once a cancelled order's units and allowance went back to Redis, so a
-                           repeated mirror step gives nothing back twice. TTL 7 days.
-    orders:topersist       zset: ids of accepted orders not yet in PostgreSQL, scored by creation (ms).
-    orders:inflight:{cid}  set: the customer's order ids not yet in PostgreSQL (for `orders`).
-    orders:written:{cid}   the primary's WAL position (pg_lsn text) after the last commit that wrote
-                           the customer's orders; the order history reads a replica only once it has
-                           replayed that far (db.read_replica). Set only with DATABASE_READ_URL.
+                           persisted, then kept a day as a status cache. An order made before buckets
+                           (a UUIDv7 id) keeps its old name, order:<oid>.
+    order:released:{b<n>}:<oid>  "1" once a cancelled order's units and allowance went back to Redis,
+                           so a repeated mirror step gives nothing back twice. TTL 7 days. (Old ids:
+                           order:released:<oid>.)
+    orders:topersist:{b<n>}  zset: ids of the bucket's accepted orders not yet in PostgreSQL, scored by
+                           creation (ms). The drainers walk the buckets. (Orders made before buckets
+                           wait in orders:topersist, which the sweeper still drains.)
+    orders:inflight:{b<n>}:<cid>  set: the customer's order ids not yet in PostgreSQL (for `orders`).
+    orders:written:{b<n>}:<cid>  the primary's WAL position (pg_lsn text) after the last commit that
+                           wrote the customer's orders; the order history reads a replica only once it
+                           has replayed that far (db.read_replica). Set only with DATABASE_READ_URL.
                            TTL 10 min.
-    persist:pending        set while a persistence job is queued, so a burst enqueues one job. TTL 5 s.
-    persist:lock           held by the one job draining orders:topersist. TTL 10 s, renewed per batch.
-    payments:toapply       zset: ids of stored webhook events not yet applied, scored by receipt (ms).
-    payments:pending       set while a payment drain job is queued, so a burst enqueues one job. TTL 5 s.
-    payments:lock          held by the one job draining payments:toapply. TTL 10 s, renewed per batch.
-    token:{sha256(token)}  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
-    ratelimit:login:{email}           sign-in attempts of an account from all addresses, counted before
-                                      the password is checked (a success gives its count back). TTL
-                                      LOGIN_WINDOW_SECONDS.
-    ratelimit:login:{email}:{client}  the same for one client address. TTL LOGIN_WINDOW_SECONDS.
-    ratelimit:login-from:{client}     sign-in attempts from one client address, any account. TTL
-                                      LOGIN_WINDOW_SECONDS.
-    ratelimit:sessions:{client}       guest sessions started from one client address. TTL 60 s.
+    persist:pending:{b<n>} set while a persistence job for the bucket is queued, so a burst enqueues
+                           one job. TTL 5 s.
+    persist:lock:{b<n>}    held by the one job draining the bucket's orders:topersist. TTL 10 s,
+                           renewed per batch.
+    payments:toapply:{pay} zset: ids of stored webhook events not yet applied, scored by receipt (ms).
+    payments:pending:{pay} set while a payment drain job is queued, so a burst enqueues one job. TTL 5 s.
+    payments:lock:{pay}    held by the one job draining payments:toapply. TTL 10 s, renewed per batch.
+    token:<sha256(token)>  "<customer id>:<1 if staff else 0>". TTL TOKEN_TTL_SECONDS; logout deletes it.
+    ratelimit:{login}:<email>           sign-in attempts of an account from all addresses, counted
+                                        before the password is checked (a success gives its count
+                                        back). TTL LOGIN_WINDOW_SECONDS. The three sign-in counters
+                                        are taken by one script call, so they share one tag; sign-ins
+                                        are bounded by password hashing, far below one slot's rate.
+    ratelimit:{login}:<email>:<client>  the same for one client address. TTL LOGIN_WINDOW_SECONDS.
+    ratelimit:{login}:from:<client>     sign-in attempts from one client address, any account. TTL
+                                        LOGIN_WINDOW_SECONDS.
+    ratelimit:sessions:<client>         guest sessions started from one client address. TTL 60 s.
     (Guest sessions themselves hold no state: their ids are signed, see db.session_ids.)
-    cart:{owner}           hash of a cart; owner is "guest:<sid>" or "customer:<id>". Fields:
+    cart:{b<n>}:<owner>    hash of a cart; owner is "guest:<sid>" or "customer:<id>". Fields:
                            "<product id>" -> quantity, "_v" version (bumped per change), "_u"
                            last change (ms). TTL GUEST_CART_TTL_DAYS / CUSTOMER_CART_TTL_DAYS,
                            refreshed on every write.
-    carts:dirty            zset: owners changed since their last write to PostgreSQL, scored by
-                           when they first became dirty (ms). No TTL; the flush job drains it.
+    carts:dirty:{b<n>}     zset: the bucket's owners changed since their last write to PostgreSQL,
+                           scored by when they first became dirty (ms). No TTL; the flush job walks
+                           the buckets and drains them.
 
-Drops (db.drop_line): every key of drop N carries the hash tag {dN}, so a line and all its
+Drops (db.drop_line): every key of drop N carries the hash tag {d<N>}, so a line and all its
 state live in one slot (one shard in cluster mode) and each drop script touches one slot. The
 line is a sorted set whose ranks never change once the drop has started; "admitted" is a cursor
 over those ranks, so a shopper's position is their rank minus the cursor, and one small state
 message per drop lets every listener work out its own position without asking Redis.
-    drop:{dN}:conf         hash: starts_ms, rate (admissions a second, '' none), max_active ('' none),
+    drop:{d<N>}:conf         hash: starts_ms, rate (admissions a second, '' none), max_active ('' none),
                            pass_ttl_ms, per_buyer (units one admitted shopper may take: the largest
                            maxPerCustomer of the drop's products, 1 where none), pids (comma list),
                            ended (0/1). No TTL; rewritten from PostgreSQL when missing.
-    drop:{dN}:line         zset: shopper ("c:<customer id>" or "s:<session id>") -> score. A joiner
+    drop:{d<N>}:line         zset: shopper ("c:<customer id>" or "s:<session id>") -> score. A joiner
                            before the start scores a random number in [0, 1) (a shuffle at the
                            start), after the start 1 + arrival number (first come, first served).
                            No TTL.
-    drop:{dN}:seq          int: arrivals after the start, the post-start score. No TTL.
-    drop:{dN}:state        hash: admitted (ranks given a pass so far), tokens and last_ms (the rate's
+    drop:{d<N>}:seq          int: arrivals after the start, the post-start score. No TTL.
+    drop:{d<N>}:state        hash: admitted (ranks given a pass so far), tokens and last_ms (the rate's
                            token bucket), used and expired (passes spent on an order, run out),
                            pub_ms, pub_sig and pub_zero (the last published state message). No TTL.
-    drop:{dN}:passes       zset: shopper -> pass expiry (ms), the passes outstanding. No TTL; a pass
+    drop:{d<N>}:passes       zset: shopper -> pass expiry (ms), the passes outstanding. No TTL; a pass
                            past its expiry leaves at the next advance and its place in the budget
                            goes to the next shopper.
-    drop:{dN}:taken        hash: shopper -> ms, a pass an order in flight is using (taken before the
+    drop:{d<N>}:taken        hash: shopper -> ms, a pass an order in flight is using (taken before the
                            reservation, spent or given back after it). No TTL.
-    drop:{dN}:spent        hash: shopper -> "USED:<order id>" or "EXPIRED": passes no longer usable.
+    drop:{d<N>}:spent        hash: shopper -> "USED:<order id>" or "EXPIRED": passes no longer usable.
                            No TTL.
     drops:live             set: ids of drops not ended, which each API process's ticker advances.
                            No TTL; rewritten when a drop is created or ended.
-    ratelimit:drop-joins:{client}     new places in drop lines taken from one client address. TTL 60 s.
+    ratelimit:drop-joins:<client>     new places in drop lines taken from one client address. TTL 60 s.
 
 Cache Redis (may evict):
-    product:{pid}          JSON of the product's catalogue fields. TTL PRODUCT_CACHE_TTL_SECONDS +-10%.
+    product:<pid>          JSON of the product's catalogue fields. TTL PRODUCT_CACHE_TTL_SECONDS +-10%.
 
-Pub/sub channels (state Redis):
-    events:stock:{pid}     JSON {"productId", "available", "at"} after every change of stock:{pid}.
-    events:order:{oid}     JSON {"orderId", "status", "cancelReason", "at"} after every status change.
+Channels (state Redis). Order and stock events travel on sharded pub/sub (SPUBLISH/SSUBSCRIBE),
+each channel on its key's slot; token revocations, which every process needs, on global PUBLISH:
+    events:stock:{p<pid>}  JSON {"productId", "available", "at"}: the product's latest count, at most
+                           once per STOCK_PUBLISH_MS and always the last one (db.stock_events).
+    events:order:{b<n>}:<oid>  JSON {"orderId", "status", "cancelReason", "at"} after every status
+                           change. (Old ids: events:order:<oid>.)
     events:tokens          JSON {"revoked": "token:<digest>"} when a bearer token is revoked (logout).
-    events:drop:{dN}       JSON drop state (db.drop_line.DropState) from whoever advances the line,
+    events:drop:{d<N>}     JSON drop state (db.drop_line.DropState) from whoever advances the line,
                            at most one a second unless the drop sells out, gets units back or ends.
 """
 
@@ -93,57 +115,106 @@ from __future__ import annotations
 
 import hashlib
 
+from db import buckets
+
+# Orders made before buckets wait here until persisted; the sweeper still drains it, under the
+# lock its drainers took.
+LEGACY_ORDERS_TO_PERSIST = "orders:topersist"
+LEGACY_PERSIST_LOCK = "persist:lock"
+
+
+def _product(product_id: int | str) -> str:
+    return f"{{p{product_id}}}"
+
+
+def _bucket(bucket: int) -> str:
+    return f"{{b{bucket}}}"
+
+
+def _customer(customer_id: int) -> str:
+    return f"{_bucket(buckets.of_customer(customer_id))}:{customer_id}"
+
+
+def _order(order_id: str) -> str:
+    bucket = buckets.of_order(order_id)
+    return order_id if bucket is None else f"{_bucket(bucket)}:{order_id}"
+
 
 def stock(product_id: int | str) -> str:
-    return f"stock:{product_id}"
+    return f"stock:{_product(product_id)}"
 
 
 def stock_held(product_id: int | str) -> str:
-    return f"stock:held:{product_id}"
+    return f"stock:held:{_product(product_id)}"
 
 
 def stock_epoch(product_id: int | str) -> str:
-    return f"stock:epoch:{product_id}"
+    return f"stock:epoch:{_product(product_id)}"
 
 
 def stock_drift(product_id: int | str) -> str:
-    return f"stock:drift:{product_id}"
+    return f"stock:drift:{_product(product_id)}"
+
+
+def stock_published(product_id: int | str) -> str:
+    return f"stock:pub:{_product(product_id)}"
 
 
 def product_info(product_id: int | str) -> str:
-    return f"pinfo:{product_id}"
+    return f"pinfo:{_product(product_id)}"
 
 
 def allowance(customer_id: int) -> str:
-    return f"allow:{customer_id}"
+    return f"allow:{_customer(customer_id)}"
 
 
 def idempotency(customer_id: int, key: str) -> str:
-    return f"idem:{customer_id}:{key}"
+    return f"idem:{_customer(customer_id)}:{key}"
 
 
 def order(order_id: str) -> str:
-    return f"order:{order_id}"
+    return f"order:{_order(order_id)}"
 
 
 def order_released(order_id: str) -> str:
-    return f"order:released:{order_id}"
+    return f"order:released:{_order(order_id)}"
 
 
 def orders_inflight(customer_id: int) -> str:
-    return f"orders:inflight:{customer_id}"
+    return f"orders:inflight:{_customer(customer_id)}"
 
 
 def orders_written(customer_id: int) -> str:
-    return f"orders:written:{customer_id}"
+    return f"orders:written:{_customer(customer_id)}"
 
 
-ORDERS_TO_PERSIST = "orders:topersist"
-PERSIST_PENDING = "persist:pending"
-PERSIST_LOCK = "persist:lock"
-PAYMENTS_TO_APPLY = "payments:toapply"
-PAYMENTS_PENDING = "payments:pending"
-PAYMENTS_LOCK = "payments:lock"
+def orders_to_persist(bucket: int) -> str:
+    return f"orders:topersist:{_bucket(bucket)}"
+
+
+def orders_to_persist_of(order_id: str) -> str:
+    """The queue an order waits in until persisted: its bucket's, or the old global one."""
+    bucket = buckets.of_order(order_id)
+    return LEGACY_ORDERS_TO_PERSIST if bucket is None else orders_to_persist(bucket)
+
+
+def all_orders_to_persist() -> list[tuple[str, str]]:
+    """Every to-persist queue with the lock of its drainer, the buckets' first, the old global one last."""
+    return [*((orders_to_persist(b), persist_lock(b)) for b in range(buckets.count())),
+            (LEGACY_ORDERS_TO_PERSIST, LEGACY_PERSIST_LOCK)]
+
+
+def persist_pending(bucket: int) -> str:
+    return f"persist:pending:{_bucket(bucket)}"
+
+
+def persist_lock(bucket: int) -> str:
+    return f"persist:lock:{_bucket(bucket)}"
+
+
+PAYMENTS_TO_APPLY = "payments:toapply:{pay}"
+PAYMENTS_PENDING = "payments:pending:{pay}"
+PAYMENTS_LOCK = "payments:lock:{pay}"
 
 
 def token(raw_token: str) -> str:
@@ -153,12 +224,12 @@ def token(raw_token: str) -> str:
 
 def login_attempts(email: str, client: str | None = None) -> str:
     if client is None:
-        return f"ratelimit:login:{email.lower()}"
-    return f"ratelimit:login:{email.lower()}:{client}"
+        return f"ratelimit:{{login}}:{email.lower()}"
+    return f"ratelimit:{{login}}:{email.lower()}:{client}"
 
 
 def login_attempts_from(client: str) -> str:
-    return f"ratelimit:login-from:{client}"
+    return f"ratelimit:{{login}}:from:{client}"
 
 
 def session_starts(client: str) -> str:
@@ -166,10 +237,15 @@ def session_starts(client: str) -> str:
 
 
 def cart(owner: str) -> str:
-    return f"cart:{owner}"
+    return f"cart:{_bucket(buckets.of_owner(owner))}:{owner}"
 
 
-CARTS_DIRTY = "carts:dirty"
+def carts_dirty(bucket: int) -> str:
+    return f"carts:dirty:{_bucket(bucket)}"
+
+
+def carts_dirty_of(owner: str) -> str:
+    return carts_dirty(buckets.of_owner(owner))
 
 
 def _drop(drop_id: int, part: str) -> str:
@@ -219,11 +295,11 @@ TOKENS_CHANNEL = "events:tokens"
 
 
 def stock_channel(product_id: int | str) -> str:
-    return f"events:stock:{product_id}"
+    return f"events:stock:{_product(product_id)}"
 
 
 def order_channel(order_id: str) -> str:
-    return f"events:order:{order_id}"
+    return f"events:order:{_order(order_id)}"
 
 
 def drop_channel(drop_id: int) -> str:

@@ -45,11 +45,15 @@ async def apply_payment_events(backends: Backends, event_ids: Sequence[str]) -> 
     'already_applied', and so does an id that is not a stored event."""
     events = await event_orders(backends.sessions, event_ids)
     order_ids = sorted({order_id for _, order_id in events})
-    if order_ids:
-        scores = await backends.redis.zmscore(keys.ORDERS_TO_PERSIST, order_ids)
+    by_queue: dict[str, list[str]] = {}
+    for order_id in order_ids:
+        by_queue.setdefault(keys.orders_to_persist_of(order_id), []).append(order_id)
+    # One call per bucket, so every batch stays on one slot.
+    for queue, ids in sorted(by_queue.items()):
+        scores = await backends.redis.zmscore(queue, ids)
         # In the persistence batches' own order (by creation, then id), so this batch and one of
         # theirs inserting the same orders wait for each other instead of deadlocking.
-        in_redis = [oid for _, oid in sorted((score, oid) for oid, score in zip(order_ids, scores, strict=True)
+        in_redis = [oid for _, oid in sorted((score, oid) for oid, score in zip(ids, scores, strict=True)
                                              if score is not None)]
         if in_redis:
             await persist_orders(backends, in_redis)

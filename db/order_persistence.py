@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,14 +37,15 @@ STATUS_CACHE_SECONDS = 86400
 
 
 async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
-    """Persist the given orders (ids from orders:topersist), applying payment events that arrived
+    """Persist the given orders (ids from one bucket's orders:topersist), applying payment events that arrived
     before them in the same transaction, so an order paid early is never expired afterwards.
     Returns how many rows this call inserted (the others were there already)."""
     records, missing = await read_records(backends, order_ids)
     if missing:
         # An id without a record cannot be persisted; it only happens after Redis lost data.
         log.error("orders %s are queued for persistence but have no record in Redis; dropping the ids", missing)
-        await backends.redis.zrem(keys.ORDERS_TO_PERSIST, *missing)
+        for oid in missing:
+            await backends.redis.zrem(keys.orders_to_persist_of(oid), oid)
     if not records:
         return 0
 
@@ -117,8 +119,15 @@ async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
 
 
 async def read_records(backends: Backends, order_ids: Sequence[str]) -> tuple[list[OrderRecord], list[str]]:
-    """The orders' records from Redis in one reply, and the ids that have none."""
-    raws = await backends.scripts.orders_read(order_ids)
+    """The orders' records from Redis, one reply per bucket among them (a script call stays on one
+    slot), in the order given; and the ids that have none."""
+    by_queue: dict[str, list[str]] = {}
+    for oid in order_ids:
+        by_queue.setdefault(keys.orders_to_persist_of(oid), []).append(oid)
+    found: dict[str, dict[str, str] | None] = {}
+    for ids in by_queue.values():
+        found.update(zip(ids, await backends.scripts.orders_read(ids), strict=True))
+    raws = [found[oid] for oid in order_ids]
     records, missing = [], []
     for oid, raw in zip(order_ids, raws, strict=True):
         if raw:
@@ -150,34 +159,71 @@ async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
     )
 
 
+async def _take(redis: Redis, queues: Sequence[str], limit: int,
+                older_than_ms: int | None) -> list[list[tuple[float, str]]]:
+    """Up to `limit` (score, id) of each queue, oldest first, in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.zrangebyscore(queue, "-inf", "+inf" if older_than_ms is None else older_than_ms, start=0, num=limit,
+                               withscores=True)
+        replies = await pipe.execute()
+    return [[(float(score), as_text(oid)) for oid, score in reply] for reply in replies]
+
+
 async def persist_pending(
     backends: Backends,
+    queues: Sequence[str],
     batch_size: int,
     older_than_ms: int | None = None,
     before_batch: Callable[[], Awaitable[Any]] | None = None,
 ) -> int:
-    """Drain orders:topersist in batches of `batch_size`; returns orders inserted.
+    """Drain to-persist queues (buckets' orders:topersist) in batches of up to `batch_size` over all
+    of them; returns orders inserted.
 
+    A batch takes a fair share of each queue, then fills up from the fuller ones, so a backlog
+    spread over many buckets still makes large batches (one PostgreSQL transaction each), and a
+    busy bucket cannot starve the others. Its Redis steps run one call per bucket, on one slot
+    each. Ids go to PostgreSQL by creation, then id, as every persistence batch does, so batches
+    that meet on the same orders wait for each other instead of deadlocking.
     `older_than_ms` limits the run to ids queued before that time (the sweeper's view);
-    `before_batch` runs before each batch (the caller renews its lock there).
+    `before_batch` runs before each batch (the caller renews its locks there).
     """
     total = 0
     redis = backends.redis
+    share = max(1, batch_size // max(1, len(queues)))
     while True:
         if before_batch is not None:
             await before_batch()
-        if older_than_ms is None:
-            ids = await redis.zrange(keys.ORDERS_TO_PERSIST, 0, batch_size - 1)
-        else:
-            ids = await redis.zrangebyscore(keys.ORDERS_TO_PERSIST, "-inf", older_than_ms, start=0, num=batch_size)
-        if not ids:
+        shares = await _take(redis, queues, share, older_than_ms)
+        taken = sorted(entry for entries in shares for entry in entries)[:batch_size]
+        if len(taken) < batch_size and any(len(entries) == share for entries in shares):
+            # Some queue may hold more than its share: fill the batch with the oldest of the rest.
+            seen = {oid for _, oid in taken}
+            rest = [entry for entries in await _take(redis, queues, batch_size, older_than_ms)
+                    for entry in entries if entry[1] not in seen]
+            taken += sorted(rest)[:batch_size - len(taken)]
+        if not taken:
             return total
-        total += await persist_orders(backends, [as_text(i) for i in ids])
-        if len(ids) < batch_size:
+        total += await persist_orders(backends, [oid for _, oid in sorted(taken)])
+        if len(taken) < batch_size:
             return total
+
+
+async def persist_every_queue(backends: Backends, batch_size: int) -> int:
+    """Drain every bucket's queue in turn without the drainers' locks (one process alone, as a
+    benchmark or a maintenance command); returns orders inserted."""
+    return await persist_pending(backends, [queue for queue, _ in keys.all_orders_to_persist()], batch_size)
+
+
+async def backlog(redis: Redis) -> int:
+    """Accepted orders not yet in PostgreSQL, over every bucket."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue, _ in keys.all_orders_to_persist():
+            pipe.zcard(queue)
+        return sum(int(n) for n in await pipe.execute())
 
 
 async def ensure_persisted(backends: Backends, order_id: str) -> None:
     """Persist one order now if it is still waiting in Redis, so a transition can act on its row."""
-    if await backends.redis.zscore(keys.ORDERS_TO_PERSIST, order_id) is not None:
+    if await backends.redis.zscore(keys.orders_to_persist_of(order_id), order_id) is not None:
         await persist_orders(backends, [order_id])

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from uuid6 import uuid7
-
+from db import buckets
 from db.enums import CancelReason, OrderStatus
 
 _UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -30,9 +29,11 @@ def canonical_order_id(value: object) -> str | None:
     return str(uuid.UUID(value))
 
 
-def new_order_id() -> str:
-    """UUIDv7: sorts by creation time; 74 random bits keep processes and restarts from colliding."""
-    return str(uuid7())
+def new_order_id(customer_id: int) -> str:
+    """A UUID that sorts by creation time (laid out as a UUIDv7) and carries the customer's bucket,
+    so the order's keys share the customer's slot (db.buckets); 66 random bits keep processes and
+    restarts from colliding and the id unguessable."""
+    return buckets.new_order_id(buckets.of_customer(customer_id))
 
 
 def fingerprint(lines: Sequence[tuple[int, int]], checkout: bool) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import keys
+from db import buckets, keys
 from db.backends import Backends
 from db.drop_line import DropLine, customer_shopper
 from db.enums import CancelReason, OrderStatus
@@ -42,6 +42,11 @@ MAX_TOTAL_CENTS = 2**31 - 1
 class Reservation:
     order: OrderRecord
     enqueue_persistence: bool  # no persistence job was pending: the caller enqueues one
+
+    @property
+    def bucket(self) -> int:
+        """The bucket whose to-persist queue holds the order (db.buckets)."""
+        return buckets.of_customer(self.order.customer_id)
 
 
 class Orders:
@@ -118,7 +123,7 @@ class Orders:
         script runs again. A pass is spent when the order is made and given back otherwise, so a
         refusal (OUT_OF_STOCK, a limit) leaves the shopper their turn.
         """
-        order_id = new_order_id()
+        order_id = new_order_id(customer_id)
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + self._payment_ttl * 1000
         holders = list(shoppers) or [customer_shopper(customer_id)]
@@ -228,7 +233,7 @@ class Orders:
     async def list_for_customer(
         self, customer_id: int, first: int, before: str | None
     ) -> tuple[list[OrderRecord], bool]:
-        """The customer's orders, newest first (UUIDv7 ids sort by time), and whether more follow.
+        """The customer's orders, newest first (order ids sort by time), and whether more follow.
 
         Redis first, PostgreSQL second: an order persisted between the two reads is then in both
         (and kept once), where the other order would find it in neither. The PostgreSQL part may

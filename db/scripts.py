@@ -5,7 +5,9 @@ Nobody else packs KEYS and ARGV or reads a script's raw reply. Every script star
 is loaded once per client and called by SHA, and answers by one convention: a table whose first
 element is a status word, 'OK' or the name of a refusal, followed by that status' values.
 Key names come from db.keys, channels too, and every TTL is an argument, so no figure is written
-twice. A shared step (emptying a cart) lives in db/lua/lib and is put into a script where it
+twice. Every call's keys share one hash slot and so do the sharded channels it publishes on
+(SPUBLISH), or a cluster refuses it; tests/db/test_key_slots.py checks every call, and lists the
+steps that do not yet. A shared step (emptying a cart) lives in db/lua/lib and is put into a script where it
 says `--#include NAME`.
 
 Errors raised here:
@@ -34,8 +36,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from db import keys
+from db import buckets, keys
 from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLimitExceeded
+from db.stock_events import STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS, OwedStockFigures
 from db.values import as_text
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -195,9 +198,16 @@ class Scripts:
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in script_names()
         }
+        # Stock figures this process's scripts held back (db.stock_events), published once due.
+        self.owed_stock = OwedStockFigures(self.stock_flush)
+
+    async def _call(self, name: str, keys_: Sequence[str], args: Sequence[Any], client: Pipeline | None = None) -> Any:
+        """The one place a script is sent (tests/db/test_key_slots.py watches it): on `client`, a
+        pipeline, it is only queued."""
+        return await self._scripts[name](keys=list(keys_), args=list(args), client=client)
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> tuple[str, list[Any]]:
-        return _reply(await self._scripts[name](keys=list(keys_), args=list(args)))
+        return _reply(await self._call(name, keys_, args))
 
     # Orders ----------------------------------------------------------------------------------
 
@@ -220,14 +230,15 @@ class Scripts:
     ) -> Reserved | Replayed:
         """Reserve every line or none (db/lua/order_reserve.lua). `drop_passes`: the drops whose
         pass the caller took for this order; a line of another live drop raises PassNeeded."""
+        bucket = buckets.of_customer(customer_id)
         script_keys = [
             keys.idempotency(customer_id, idempotency_key),
             keys.allowance(customer_id),
-            keys.ORDERS_TO_PERSIST,
-            keys.PERSIST_PENDING,
+            keys.orders_to_persist_of(order_id),
+            keys.persist_pending(bucket),
             keys.order(order_id),
             keys.orders_inflight(customer_id),
-            keys.CARTS_DIRTY,
+            keys.carts_dirty(bucket) if cart is None else keys.carts_dirty_of(cart.owner),
         ]
         args: list[Any] = [
             customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
@@ -237,15 +248,18 @@ class Scripts:
         ]
         for line in lines:
             pid = line.product_id
-            script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid)]
+            script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid), keys.stock_published(pid)]
             args += [pid, line.quantity, keys.stock_channel(pid)]
+        args += [STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS]
         if drop_passes:
             args.append("," + ",".join(map(str, drop_passes)) + ",")
         if cart is not None:
             script_keys.append(keys.cart(cart.owner))
         status, values = await self._run("order_reserve", script_keys, args)
         if status == "OK":
-            total, currency, enqueue, lines_json = values
+            total, currency, enqueue, lines_json, *owed = values
+            if owed:
+                self.owed_stock.owe(int(pid) for pid in owed)
             return Reserved(
                 total_cents=int(total),
                 currency=as_text(currency),
@@ -293,17 +307,19 @@ class Scripts:
         Safe to repeat: True only for the call that gave the units back."""
         pids = [line.product_id for line in released]
         args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id),
-                           marker_ttl_seconds]
+                           marker_ttl_seconds, STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS]
         for line in released:
             args += [line.product_id, line.quantity, line.epoch, keys.stock_channel(line.product_id)]
         reply, values = await self._run(
             "order_status",
             [keys.order(order_id), keys.allowance(customer_id), keys.order_released(order_id),
-             *map(keys.stock, pids), *map(keys.stock_epoch, pids)],
+             *map(keys.stock, pids), *map(keys.stock_epoch, pids), *map(keys.stock_published, pids)],
             args,
         )
         if reply != "OK":
             raise _unexpected("order_status", reply)
+        if len(values) > 1:
+            self.owed_stock.owe(int(as_text(pid)) for pid in values[1:])
         return int(values[0]) == 1
 
     async def orders_read(self, order_ids: Sequence[str]) -> list[dict[str, str] | None]:
@@ -321,18 +337,26 @@ class Scripts:
     async def orders_persisted(self, orders: Sequence[PersistedOrder], status_cache_seconds: int) -> int:
         """After the commit: drop the orders' holds and to-persist entries, once each. Returns how
         many this call finished (a second call, or one after a crash, finishes none)."""
-        if not orders:
-            return 0
-        script_keys: list[str] = [keys.ORDERS_TO_PERSIST]
-        args: list[Any] = [status_cache_seconds]
+        by_queue: dict[str, list[PersistedOrder]] = {}
         for order in orders:
-            script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
-                            *[keys.stock_held(pid) for pid, _ in order.lines]]
-            args += [order.order_id, len(order.lines), *[qty for _, qty in order.lines]]
-        status, values = await self._run("orders_persisted", script_keys, args)
-        if status != "OK":
-            raise _unexpected("orders_persisted", status)
-        return int(values[0])
+            by_queue.setdefault(keys.orders_to_persist_of(order.order_id), []).append(order)
+        finished = 0
+        # One call per queue: a batch drained from one bucket is one call.
+        for queue, group in by_queue.items():
+            script_keys: list[str] = [queue]
+            args: list[Any] = [status_cache_seconds]
+            for order in group:
+                # An order made before buckets held its units on the old stock:held:<pid> names, which
+                # nothing reads any more; taking them off the new counters would count them twice.
+                held = order.lines if buckets.of_order(order.order_id) is not None else ()
+                script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
+                                *[keys.stock_held(pid) for pid, _ in held]]
+                args += [order.order_id, len(held), *[qty for _, qty in held]]
+            status, values = await self._run("orders_persisted", script_keys, args)
+            if status != "OK":
+                raise _unexpected("orders_persisted", status)
+            finished += int(values[0])
+        return finished
 
     async def allowance_load(self, customer_id: int, units: Mapping[int, int], ttl_seconds: int) -> bool:
         """Create the customer's allowance hash unless it exists; True when this call created it."""
@@ -351,10 +375,13 @@ class Scripts:
         `epoch`) was rebuilt since. A result below zero is refused with InvalidInput."""
         status, values = await self._run(
             "stock_adjust",
-            [keys.stock(product_id), keys.stock_epoch(product_id)],
-            [delta, product_id, epoch or "", keys.stock_channel(product_id)],
+            [keys.stock(product_id), keys.stock_epoch(product_id), keys.stock_published(product_id)],
+            [delta, product_id, epoch or "", keys.stock_channel(product_id), STOCK_EVENT_WINDOW_MS,
+             STOCK_PUB_TTL_SECONDS],
         )
         if status == "OK":
+            if int(values[1]) == 1:
+                self.owed_stock.owe([product_id])
             return int(values[0])
         if status in ("MISSING", "STALE"):
             return None
@@ -384,12 +411,27 @@ class Scripts:
         status, values = await self._run(
             "stock_reconcile",
             [keys.stock(product_id), keys.stock_held(product_id), keys.stock_drift(product_id),
-             keys.stock_epoch(product_id)],
-            [stock, product_id, drift_memory_seconds, min_gap_ms, keys.stock_channel(product_id)],
+             keys.stock_epoch(product_id), keys.stock_published(product_id)],
+            [stock, product_id, drift_memory_seconds, min_gap_ms, keys.stock_channel(product_id),
+             STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS],
         )
         if status != "OK":
             raise _unexpected("stock_reconcile", status)
         return int(values[0])
+
+    async def stock_flush(self, product_id: int) -> int:
+        """Publish the product's owed stock figure if its window is over (db/lua/stock_flush.lua);
+        0 when done (published, or nothing owed any more), else the ms to wait."""
+        status, values = await self._run(
+            "stock_flush",
+            [keys.stock(product_id), keys.stock_published(product_id)],
+            [product_id, keys.stock_channel(product_id), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS],
+        )
+        if status == "OK":
+            return 0
+        if status == "WAIT":
+            return int(values[0])
+        raise _unexpected("stock_flush", status)
 
     # Rate limits -----------------------------------------------------------------------------
 
@@ -420,7 +462,7 @@ class Scripts:
         """Apply one change to a cart; returns the cart's hash after it, flat (field, value, ...)."""
         status, values = await self._run(
             "cart_change",
-            [keys.cart(owner), keys.CARTS_DIRTY],
+            [keys.cart(owner), keys.carts_dirty_of(owner)],
             [op, product_id, quantity, max_units, max_lines, now_ms, ttl_seconds, owner],
         )
         if status == "OK":
@@ -441,7 +483,7 @@ class Scripts:
     ) -> MergeCounts:
         status, values = await self._run(
             "cart_merge",
-            [keys.cart(guest), keys.cart(customer), keys.CARTS_DIRTY],
+            [keys.cart(guest), keys.cart(customer), keys.carts_dirty_of(customer), keys.carts_dirty_of(guest)],
             [strategy, max_units, max_lines, now_ms, customer_ttl_seconds, guest_ttl_seconds, guest, customer],
         )
         if status == "MISSING":
@@ -467,8 +509,7 @@ class Scripts:
 
     async def cart_flushed(self, pipe: Pipeline, owner: str, version: int) -> None:
         """Queue on `pipe`: clear the owner's dirty mark unless the cart changed after `version`."""
-        await self._scripts["cart_flushed"](keys=[keys.cart(owner), keys.CARTS_DIRTY], args=[owner, version],
-                                            client=pipe)
+        await self._call("cart_flushed", [keys.cart(owner), keys.carts_dirty_of(owner)], [owner, version], client=pipe)
 
     # Payments --------------------------------------------------------------------------------
 

@@ -96,7 +96,10 @@ class StockCounters:
         """
         if not product_ids:
             return {}
-        waiting = [as_text(o) for o in await self._redis.zrange(keys.ORDERS_TO_PERSIST, 0, -1)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue, _ in keys.all_orders_to_persist():
+                pipe.zrange(queue, 0, -1)
+            waiting = [as_text(o) for ids in await pipe.execute() for o in ids]
         if not waiting:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:

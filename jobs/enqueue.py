@@ -51,10 +51,11 @@ class JobEnqueuer:
                 pipe.execute_command(*args, **opts)
             await pipe.execute()
 
-    async def persist_orders(self) -> None:
+    async def persist_orders(self, bucket: int) -> None:
+        """Wake a drainer of the bucket's to-persist queue."""
         await self.enqueue(
-            queues.ORDERS, "jobs.orders.persist_pending_orders", retry=PERSIST_RETRY, result_ttl=60,
-            failure_ttl=7 * 86400, timeout=300,
+            queues.ORDERS, "jobs.orders.persist_pending_orders", kwargs={"bucket": bucket}, retry=PERSIST_RETRY,
+            result_ttl=60, failure_ttl=7 * 86400, timeout=300,
         )
 
     async def apply_payments(self) -> None:

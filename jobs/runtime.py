@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db import buckets
 from db.backends import Backends, redis_client
 from db.carts import CartTTLs
 from db.engine import make_engine, make_sessionmaker
@@ -24,6 +25,7 @@ class JobConfig:
     database_url: str
     redis_url: str
     persist_batch_size: int = 500
+    redis_buckets: int = buckets.DEFAULT_COUNT
     guest_cart_ttl_days: int = 30
     customer_cart_ttl_days: int = 90
     statement_cache: bool = True  # off behind a transaction-pooling PgBouncer (DATABASE_POOLER)
@@ -32,6 +34,7 @@ class JobConfig:
     @classmethod
     def from_env(cls) -> JobConfig:
         return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"],
+                   redis_buckets=int(os.environ.get("REDIS_BUCKETS") or buckets.DEFAULT_COUNT),
                    statement_cache=os.environ.get("DATABASE_POOLER", "none") == "none",
                    marks_writes=os.environ.get("DATABASE_READ_URL", "") not in {"", os.environ["DATABASE_URL"]})
 
@@ -43,6 +46,7 @@ class JobConfig:
 class Runtime:
     def __init__(self, config: JobConfig) -> None:
         self.config = config
+        buckets.configure(config.redis_buckets)
         self.loop = asyncio.new_event_loop()
         self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2, statement_cache=config.statement_cache)
         self.backends = Backends.of(redis_client(config.redis_url, max_connections=16), make_sessionmaker(self.engine),
@@ -50,6 +54,7 @@ class Runtime:
 
     def close(self) -> None:
         async def _close() -> None:
+            await self.backends.scripts.owed_stock.close()
             await self.backends.redis.aclose()
             await self.engine.dispose()
 
@@ -77,9 +82,16 @@ def current() -> Runtime:
 
 
 def run(body: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run an async job body on the worker's loop."""
+    """Run an async job body on the worker's loop, and publish the stock figures it left owed
+    (db.stock_events) before returning: between jobs the loop does not run."""
     rt = current()
-    return rt.loop.run_until_complete(body(rt))
+
+    async def settled() -> T:
+        result = await body(rt)
+        await rt.backends.scripts.owed_stock.settle()
+        return result
+
+    return rt.loop.run_until_complete(settled())
 
 
 def shutdown() -> None:

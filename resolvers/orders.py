@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from db.carts import customer_owner
 from db.errors import EmptyCart, InvalidInput
 from db.order_records import OrderRecord, fingerprint
+from db.orders import Reservation
 from db.scripts import CartChanged, CheckoutCart
 from resolvers import cursors, validate
 from resolvers.buy_metrics import counted_buy
@@ -48,9 +49,9 @@ def _order_lines(lines: list[tuple[str, int]]) -> list[tuple[int, int]]:
     return sorted(merged.items())
 
 
-async def _enqueue_persistence_if_needed(ctx: RequestContext, enqueue: bool) -> None:
-    if enqueue:
-        await ctx.state.enqueuer.persist_orders()
+async def _enqueue_persistence_if_needed(ctx: RequestContext, reservation: Reservation) -> None:
+    if reservation.enqueue_persistence:
+        await ctx.state.enqueuer.persist_orders(reservation.bucket)
 
 
 @counted_buy
@@ -59,7 +60,7 @@ async def place_order(ctx: RequestContext, lines: list[tuple[str, int]], idempot
     key = _idempotency_key(idempotency_key)
     reservation = await ctx.state.orders.reserve(viewer.customer_id, _order_lines(lines), key,
                                                  shoppers=await shoppers(ctx, viewer.customer_id))
-    await _enqueue_persistence_if_needed(ctx, reservation.enqueue_persistence)
+    await _enqueue_persistence_if_needed(ctx, reservation)
     return reservation.order
 
 
@@ -84,7 +85,7 @@ async def checkout(ctx: RequestContext, idempotency_key: str) -> OrderRecord:
             )
         except CartChanged:
             continue
-        await _enqueue_persistence_if_needed(ctx, reservation.enqueue_persistence)
+        await _enqueue_persistence_if_needed(ctx, reservation)
         return reservation.order
     raise InvalidInput("the cart kept changing during checkout; try again", field="cart")
 

@@ -42,10 +42,18 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     Undefined,
+    VariableValues,
+    coerce_input_value,
     default_field_resolver,
     located_error,
 )
-from graphql.execution.values import get_argument_values
+from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
+from graphql.execution.values import (
+    VariableValueSource,
+    get_argument_values,
+    get_variable_values,
+    input_is_nested_too_deeply,
+)
 from graphql.pyutils import Path, gather_with_cancel, inspect, is_awaitable, is_iterable
 from strawberry.resolvers import is_default_resolver
 
@@ -223,6 +231,10 @@ class _Compiler:
         return root, fields
 
 
+# Executor.build's default: how many variable errors one request reports.
+_MAX_COERCION_ERRORS = 50
+
+
 class CompiledOperation:
     """One query or mutation, ready to run: `await compiled.execute(context, variables)`."""
 
@@ -235,14 +247,62 @@ class CompiledOperation:
         self._fields = fields
         self._executor_class = executor_class
         self._serial = operation.operation == OperationType.MUTATION
+        self._template: Any = None
+        signatures = [get_variable_signature(schema, node) for node in operation.variable_definitions or ()]
+        self._signatures: list[GraphQLVariableSignature] | None = [
+            s for s in signatures if isinstance(s, GraphQLVariableSignature)]
+        if len(self._signatures) != len(signatures):
+            self._signatures = None  # a validated document has none; graphql-core words the error
+
+    def _executor(self, context: Any, variables: dict[str, Any] | None) -> Any:
+        """graphql-core's executor for one request (or its variable errors): it coerces the variables
+        and builds resolve infos exactly as for any request; only field collection and completion
+        are replaced by the plan."""
+        if self._template is None:
+            executor = self._executor_class.build(
+                self._schema, self._document, None, context, variables,
+                self._operation.name.value if self._operation.name else None,
+            )
+            if not isinstance(executor, list):
+                self._template = executor.build_per_event_executor(None)
+                self._template.context_value = None
+            return executor
+        # `build` finds the operation and checks the schema again on every call (about a tenth of a
+        # planned request's CPU); between requests of one operation only the variables and the
+        # context differ. So later requests copy the first one's executor, the reuse graphql-core
+        # makes for subscription events, and coerce their variables as `build` does.
+        values = self._usual_variables(variables or {}) or get_variable_values(
+            self._schema, self._operation.variable_definitions or (), variables or {},
+            max_errors=_MAX_COERCION_ERRORS)
+        if isinstance(values, list):
+            return values
+        executor = self._template.build_per_event_executor(None)
+        executor.variable_values = values
+        executor.context_value = context
+        return executor
+
+    def _usual_variables(self, inputs: dict[str, Any]) -> VariableValues | None:
+        """The usual request's variables, coerced as graphql-core's `get_variable_values` does
+        without finding each variable's type in the document again: every variable given, not
+        null, and valid. Anything else (a default to apply, a null, an error to word) is None and
+        left to graphql-core."""
+        if self._signatures is None:
+            return None
+        sources: dict[str, VariableValueSource] = {}
+        coerced: dict[str, Any] = {}
+        for signature in self._signatures:
+            value = inputs.get(signature.name, Undefined)
+            if value is Undefined or value is None or input_is_nested_too_deeply(value, signature.type):
+                return None
+            coerced_value = coerce_input_value(value, signature.type)
+            if coerced_value is Undefined:
+                return None
+            sources[signature.name] = VariableValueSource(signature, value)
+            coerced[signature.name] = coerced_value
+        return VariableValues(sources, coerced)
 
     async def execute(self, context: Any, variables: dict[str, Any] | None) -> ExecutionResult:
-        # The executor class coerces the variables and builds resolve infos exactly as for any
-        # request; only its field collection and completion are replaced by the plan.
-        executor = self._executor_class.build(
-            self._schema, self._document, None, context, variables, self._operation.name.value
-            if self._operation.name else None,
-        )
+        executor = self._executor(context, variables)
         if isinstance(executor, list):
             return ExecutionResult(data=None, errors=executor)
         errors: list[GraphQLError] = []

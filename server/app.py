@@ -89,11 +89,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await close_state(state)
 
     routes: list[Any] = [
+        # First, as the router tries routes in order and nearly every request is for this one. Every
+        # method reaches the view, so even a 405 is answered in JSON (with its Allow header).
+        Route("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
-        # Every method reaches the view, so even a 405 is answered in JSON (with its Allow header).
-        Route("/graphql", graphql),
         Route("/webhooks/payments", payment_webhook, methods=["POST"]),
         WebSocketRoute("/graphql", graphql),
     ]

@@ -54,15 +54,18 @@ class QueueCollector(Collector):
             jobs.llen(f"rq:queue:{name}")
         lengths = jobs.execute()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zcard(keys.ORDERS_TO_PERSIST)
-        pipe.zrange(keys.ORDERS_TO_PERSIST, 0, 0, withscores=True)
-        waiting, oldest = pipe.execute()
+        for queue, _ in keys.all_orders_to_persist():
+            pipe.zcard(queue)
+            pipe.zrange(queue, 0, 0, withscores=True)
+        replies = pipe.execute()
+        waiting = sum(replies[0::2])
+        oldest = min((first[0] for first in replies[1::2] if first), key=lambda pair: pair[1], default=None)
         for name, length in zip(queues.ALL, lengths, strict=True):
             depth.add_metric([name], length)
         yield depth
         yield GaugeMetricFamily("rushcart_orders_awaiting_persistence", "Accepted orders not yet in PostgreSQL",
                                 value=waiting)
-        lag = time.time() - oldest[0][1] / 1000 if oldest else 0.0
+        lag = time.time() - oldest[1] / 1000 if oldest else 0.0
         yield GaugeMetricFamily("rushcart_persistence_lag_seconds", "Age of the oldest order not yet persisted",
                                 value=max(0.0, lag))
 

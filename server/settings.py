@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from db import buckets
+
 if TYPE_CHECKING:
     from schema import Limits
 
@@ -32,6 +34,13 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bounded(env: dict[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _int(env, name, default, minimum)
+    if value > maximum:
+        raise SettingsError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -73,6 +82,7 @@ class Settings:
     redis_url: str = ""
     cache_redis_url: str = ""
     queue_redis_url: str = ""
+    redis_buckets: int = 16
     rushcart_data_dir: str = str(PROJECT_ROOT / ".data")
     payment_webhook_secret: str = ""
     order_payment_ttl_seconds: int = 900
@@ -175,12 +185,20 @@ class Settings:
             raise SettingsError("PAYMENT_WEBHOOK_SECRET must be at least 24 characters in production")
         if production and (not env.get("DATABASE_URL") or not env.get("REDIS_URL")):
             raise SettingsError("DATABASE_URL and REDIS_URL are required when RUSHCART_ENV=production")
+        if _bool(env, "REDIS_CLUSTER", False):
+            # Refused rather than ignored: against a cluster the steps below would fail order by order.
+            raise SettingsError(
+                "REDIS_CLUSTER=true is not supported by this version yet: the keys are laid out for a "
+                "cluster, but reserving an order across products, releasing a cancelled one, persisting "
+                "a batch and merging carts still touch several hash slots in one step. Point REDIS_URL "
+                "at a standalone Redis or Valkey (with a replica for failover) until they are split.")
         return cls(
             rushcart_env=rushcart_env,
             database_url=env.get("DATABASE_URL", ""),
             redis_url=env.get("REDIS_URL", ""),
             cache_redis_url=env.get("CACHE_REDIS_URL", ""),
             queue_redis_url=env.get("QUEUE_REDIS_URL", ""),
+            redis_buckets=_bounded(env, "REDIS_BUCKETS", 16, 1, buckets.MAX_COUNT),
             rushcart_data_dir=env.get("RUSHCART_DATA_DIR") or cls.rushcart_data_dir,
             payment_webhook_secret=secret,
             secret_generated=generated,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import keys
+from db import buckets, keys
 from db.accounts import Accounts, SignInLimits
 from db.backends import Backends, redis_client
 from db.carts import CartStore, CartTTLs
@@ -58,6 +58,7 @@ REPLICA_CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 def open_state(settings: Settings) -> AppState:
+    buckets.configure(settings.redis_buckets)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                          statement_cache=settings.statement_cache)
     read_engine = (
@@ -118,6 +119,9 @@ async def warm_state(state: AppState) -> None:
 
 async def close_state(state: AppState) -> None:
     await stop_ticker(state.drop_ticker)
+    # Owed stock figures still go out on a clean shutdown; a crash leaves them to the reconciler.
+    await state.backends.scripts.owed_stock.settle(timeout=1.0)
+    await state.backends.scripts.owed_stock.close()
     await state.events.close()
     await state.enqueuer.aclose()
     if state.cache is not state.redis:

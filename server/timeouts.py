@@ -5,14 +5,16 @@ uvicorn bounds only the idle time between requests on a kept-alive connection
 line, or headers and then a body that never comes, holds a connection (and, for the body, a
 running request) for as long as it likes. Two pieces close that:
 
-`DeadlineProtocol` is uvicorn's httptools protocol with one timer per request:
-- from the moment the server waits for a request (a new connection, or the end of the previous
-  response) until the request's headers are complete (`REQUEST_HEADER_TIMEOUT_SECONDS`, 10 by
-  default): when it fires the server answers 408 and closes the connection;
-- then, re-armed, until the whole body has arrived (`REQUEST_BODY_TIMEOUT_SECONDS`, 10 by
-  default): else a 408 with a JSON body (the route's error shape, the negotiated media type) and
-  the connection is closed. A total deadline, not an idle one, so a body trickled a byte at a
-  time is cut off as surely as one that stops.
+`DeadlineProtocol` is uvicorn's httptools protocol with one deadline per request:
+- for its headers (`REQUEST_HEADER_TIMEOUT_SECONDS`, 10 by default), from the moment a new
+  connection opens, or from the first read of a later request on a kept-alive connection (until
+  then uvicorn's keep-alive timer closes an idle connection): when it fires the server answers 408
+  and closes the connection;
+- then for its whole body (`REQUEST_BODY_TIMEOUT_SECONDS`, 10 by default), from the end of the
+  read that left it unfinished: else a 408 with a JSON body (the route's error shape, the
+  negotiated media type) and the connection is closed. A total deadline, not an idle one, so a
+  body trickled a byte at a time is cut off as surely as one that stops.
+A request that arrives whole in one read, the usual case, arms no timer.
 (uvicorn calls the hooks it overrides for every request; `tests/server/test_slow_clients.py`
 fails if a uvicorn release changes that.)
 
@@ -64,14 +66,16 @@ _HEADER_TIMEOUT_RESPONSE = b"".join([
 
 
 class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with one timer per request: first for its headers, then (re-armed
-    when they are complete) for its whole body. Kept in the protocol rather than in an ASGI
-    middleware so a request whose body arrived with its headers, nearly all of them, pays one
-    timer and nothing per `receive`."""
+    """uvicorn's httptools protocol with one timer per request: first for its headers, then for its
+    whole body. A timer is armed only when a read leaves a request unfinished, so the usual request
+    (headers and body in one read, on a kept-alive connection) pays for no timer at all; kept in
+    the protocol rather than in an ASGI middleware so nothing is paid per `receive` either."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._in_headers = False
+        self._in_body = False
 
     def _arm(self, seconds: float, on_expiry: Any) -> None:
         self._disarm()
@@ -117,24 +121,41 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Nothing has arrived yet, and uvicorn's keep-alive timer starts only after a response.
         self._arm(_timeouts()[0], self._headers_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # The read left a request unfinished: from now on it has a deadline (unless one runs already).
+        if self._deadline is None and not self.transport.is_closing():
+            if self._in_body:
+                self._arm(_timeouts()[1], self._body_timed_out)
+            elif self._in_headers:
+                self._arm(_timeouts()[0], self._headers_timed_out)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body and not self.parser.should_upgrade():
-            self._arm(_timeouts()[1], self._body_timed_out)
-        else:
-            self._disarm()
+        self._in_headers = False
+        # The header deadline is met; the body's starts at the end of the read that left it unfinished.
+        self._disarm()
+        self._in_body = self.cycle is not None and self.cycle.more_body and not self.parser.should_upgrade()
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._disarm()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         waiting = not self.pipeline  # else uvicorn starts the next request, its headers already read
         super().on_response_complete()
-        # The next request's headers get the same deadline (uvicorn's keep-alive timer stops at its first byte).
-        if waiting and not self.transport.is_closing():
+        # Between requests uvicorn's keep-alive timer closes an idle connection; the next request's
+        # headers get their own deadline from its first read. Only a keep-alive longer than that
+        # deadline needs ours in the meantime.
+        if waiting and not self.transport.is_closing() and self.timeout_keep_alive > _timeouts()[0]:
             self._arm(_timeouts()[0], self._headers_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -22,6 +22,7 @@ def job_config(settings: Settings) -> JobConfig:
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         persist_batch_size=settings.persist_batch_size,
+        redis_buckets=settings.redis_buckets,
         guest_cart_ttl_days=settings.guest_cart_ttl_days,
         customer_cart_ttl_days=settings.customer_cart_ttl_days,
         statement_cache=settings.statement_cache,

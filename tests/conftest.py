@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from db import buckets, keys
 from db.engine import asyncpg_dsn
 from tests.api import Api
 from tests.stack import Stack, start_stack
@@ -120,6 +121,19 @@ async def state(stack: Stack) -> AsyncIterator[Any]:
     await warm_state(app_state)
     yield app_state
     await close_state(app_state)
+
+
+async def hold_persist_jobs(redis: Any) -> None:
+    """Set every bucket's persistence-pending flag, as if a job had just been enqueued for each:
+    no new order enqueues one, so only the test's own runs (or the sweeper) persist."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for bucket in range(buckets.count()):
+            pipe.set(keys.persist_pending(bucket), "1", px=60_000)
+        await pipe.execute()
+
+
+async def release_persist_jobs(redis: Any) -> None:
+    await redis.delete(*[keys.persist_pending(bucket) for bucket in range(buckets.count())])
 
 
 async def persisted_order_ids(pg: asyncpg.Pool, ids: list[str]) -> set[str]:

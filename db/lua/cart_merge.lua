@@ -1,6 +1,7 @@
 #!lua
 -- Attach a guest cart to a customer's cart on sign-in, atomically; the guest cart is emptied.
--- KEYS[1] guest cart   KEYS[2] customer cart   KEYS[3] carts:dirty
+-- KEYS[1] guest cart   KEYS[2] customer cart   KEYS[3] the customer cart's carts:dirty
+-- KEYS[4] the guest cart's carts:dirty (each cart is marked in its own bucket's set)
 -- ARGV[1] strategy: MERGE | KEEP_CUSTOMER_CART | REPLACE_WITH_GUEST_CART
 -- ARGV[2] max units a line   ARGV[3] max lines   ARGV[4] now (ms)
 -- ARGV[5] customer cart TTL (s)   ARGV[6] guest cart TTL (s)   ARGV[7] guest owner   ARGV[8] customer owner
@@ -62,7 +63,7 @@ if changed then
 end
 if #guest > 0 then
   cart_clear_lines(KEYS[1])
-  cart_touch(KEYS[1], KEYS[3], ARGV[4], ARGV[6], ARGV[7])
+  cart_touch(KEYS[1], KEYS[4], ARGV[4], ARGV[6], ARGV[7])
 end
 
 local out = {'OK', #guest, added, combined}

@@ -82,7 +82,7 @@ if sig ~= s[7] then
   local urgent = zero ~= (s[8] or '0') or ended
   if urgent or now_ms - tonumber(s[6] or '0') >= tonumber(ARGV[3]) then
     redis.call('HSET', KEYS[3], 'pub_ms', now_ms, 'pub_sig', sig, 'pub_zero', zero)
-    redis.call('PUBLISH', ARGV[2], cjson.encode({
+    redis.call('SPUBLISH', ARGV[2], cjson.encode({
       at = now_ms, started = started, ended = ended, admitted = admitted, outstanding = outstanding,
       lineLength = length, unitsLeft = units, used = used, expired = expired}))
   end

@@ -1,20 +1,24 @@
 #!lua
 -- Reserve every line of an order or none, record the order, and queue it for persistence.
--- KEYS[1] idem:{cid}:{key}   KEYS[2] allow:{cid}   KEYS[3] orders:topersist   KEYS[4] persist:pending
--- KEYS[5] order:{oid}   KEYS[6] orders:inflight:{cid}   KEYS[7] carts:dirty
--- then for each line: stock:{pid}, stock:held:{pid}, pinfo:{pid}; last, for checkout only: cart:{owner}
+-- KEYS[1] idem:<cid>:<key>   KEYS[2] allow:<cid>   KEYS[3] orders:topersist   KEYS[4] persist:pending
+-- KEYS[5] order:<oid>   KEYS[6] orders:inflight:<cid>   KEYS[7] carts:dirty (all of the customer's bucket)
+-- then for each line: stock:<pid>, stock:held:<pid>, pinfo:<pid>, stock:pub:<pid>; last, for checkout only:
+-- cart:<owner>
 -- ARGV[1] customer id   ARGV[2] order id   ARGV[3] now (ms)   ARGV[4] expires (ms)
 -- ARGV[5] request fingerprint   ARGV[6] idempotency TTL (s)   ARGV[7] allowance TTL (s)
 -- ARGV[8] persistence-pending flag TTL (ms)   ARGV[9] the order's status channel
 -- ARGV[10] cart version ('' = not checkout)   ARGV[11] cart owner   ARGV[12] cart TTL (s)
 -- ARGV[13] the largest total an order may have (cents)   ARGV[14] number of lines n
--- ARGV[15..] per line: product id, quantity, the product's stock channel
--- ARGV[15 + 3n] the drops whose pass the caller holds for this order, as ',id,id,' ('' or absent: none)
+-- ARGV[15..14+3n] per line: product id, quantity, the product's stock channel
+-- ARGV[15+3n] stock event window (ms)   ARGV[16+3n] TTL of stock:pub (s)
+-- ARGV[17+3n] the drops whose pass the caller holds for this order, as ',id,id,' ('' or absent: none)
 -- Returns {'REPLAY', oid} | {'IDEM_MISMATCH'} | {'NO_ALLOWANCE'} | {'MISSING', pid} | {'CART_CHANGED'}
 -- | {'NEEDS_PASS', pid, drop id} (a product of a live drop, and no pass held for that drop)
 -- | {'OUT_OF_STOCK', pid, available} | {'LIMIT', pid, remaining} | {'CURRENCY', pid} | {'TOO_LARGE', total}
--- | {'OK', total, currency, enqueue (1 when no persistence job is pending), lines JSON}.
+-- | {'OK', total, currency, enqueue (1 when no persistence job is pending), lines JSON, product id whose
+-- stock figure is owed (lib/stock_event.lua), ...}.
 --#include cart
+--#include stock_event
 local idem = redis.call('GET', KEYS[1])
 if idem then
   local sep = string.find(idem, '|', 1, true)
@@ -33,11 +37,11 @@ if checkout and redis.call('HGET', cart, '_v') ~= ARGV[10] then
 end
 
 local n = tonumber(ARGV[14])
-local passes = ARGV[15 + 3 * n] or ''
+local passes = ARGV[17 + 3 * n] or ''
 local lines, total, currency = {}, 0, nil
 for i = 1, n do
   local pid, qty = ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
-  local stock_key, info_key = KEYS[5 + 3 * i], KEYS[7 + 3 * i]
+  local stock_key, info_key = KEYS[4 + 4 * i], KEYS[6 + 4 * i]
   local stock = redis.call('GET', stock_key)
   local info = redis.call('HMGET', info_key, 'price', 'currency', 'limit', 'drop')
   if not stock or not info[1] then
@@ -71,13 +75,17 @@ end
 
 local t = redis.call('TIME')
 local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, pub_ttl = ARGV[15 + 3 * n], ARGV[16 + 3 * n]
+local owed = {}
 for i = 1, n do
   local pid, qty = lines[i][1], lines[i][2]
-  local left = redis.call('DECRBY', KEYS[5 + 3 * i], qty)
-  redis.call('INCRBY', KEYS[6 + 3 * i], qty)
+  local left = redis.call('DECRBY', KEYS[4 + 4 * i], qty)
+  redis.call('INCRBY', KEYS[5 + 4 * i], qty)
   redis.call('HINCRBY', KEYS[2], pid, qty)
-  redis.call('PUBLISH', ARGV[14 + 3 * i],
-    cjson.encode({productId = tostring(pid), available = left, at = at}))
+  if stock_event(KEYS[7 + 4 * i], ARGV[14 + 3 * i], pid, left, now_ms, at, window, pub_ttl) == 0 then
+    table.insert(owed, pid)
+  end
 end
 redis.call('HSET', KEYS[5],
   'id', ARGV[2], 'customer_id', ARGV[1], 'status', 'PENDING', 'lines', cjson.encode(lines),
@@ -92,10 +100,14 @@ if checkout then
   cart_clear_lines(cart)
   cart_touch(cart, KEYS[7], ARGV[3], ARGV[12], ARGV[11])
 end
-redis.call('PUBLISH', ARGV[9], cjson.encode({orderId = ARGV[2], status = 'PENDING', at = at}))
+redis.call('SPUBLISH', ARGV[9], cjson.encode({orderId = ARGV[2], status = 'PENDING', at = at}))
 local enqueue = 0
 -- The flag expires by itself, so a job whose enqueue was lost only delays the next one briefly.
 if redis.call('SET', KEYS[4], ARGV[3], 'NX', 'PX', ARGV[8]) then
   enqueue = 1
 end
-return {'OK', total, currency, enqueue, cjson.encode(lines)}
+local out = {'OK', total, currency, enqueue, cjson.encode(lines)}
+for _, pid in ipairs(owed) do
+  table.insert(out, pid)
+end
+return out

@@ -22,6 +22,7 @@ import redis as sync_redis
 from rq import Queue, Worker
 
 from db import keys
+from db.order_persistence import backlog
 from jobs import queues
 from tests.chaos.sale import Sale
 from tests.stack import OUTPUT, Stack, eventually
@@ -86,7 +87,7 @@ async def drain(stack: Stack, redis: Any, pg: asyncpg.Pool, sale: Sale | None = 
         last["live workers"] = len(live_pids)
         if not live_pids:
             return False
-        last["to persist"] = await redis.zcard(keys.ORDERS_TO_PERSIST)
+        last["to persist"] = await backlog(redis)
         last["queued"] = [await redis.llen(f"rq:queue:{q}") for q in (queues.ORDERS, queues.PAYMENTS)]
         if last["to persist"] or any(last["queued"]):
             return False

@@ -11,6 +11,7 @@ import redis as sync_redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
+from db.order_persistence import backlog
 from jobs import queues
 from tests.chaos.conftest import Scale
 from tests.chaos.invariants import check_sale, drain, record
@@ -50,7 +51,7 @@ async def test_postgres_crash_mid_sale_buying_goes_on_and_persistence_retries(
 
             await eventually(persistence_failed, timeout=30, message="a persistence job to fail")
             accepted_while_down = sale.accepted_since(down_at)
-            backlog_at_restart = await redis.zcard("orders:topersist")
+            backlog_at_restart = await backlog(redis)
         finally:
             stack.start_postgres()
         up_at = time.time()

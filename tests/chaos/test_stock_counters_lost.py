@@ -15,7 +15,7 @@ from tests.stack import Stack
 
 pytestmark = pytest.mark.chaos
 
-COUNTER = re.compile(r"^stock:\d+$")  # not stock:held:* nor stock:drift:*
+COUNTER = re.compile(r"^stock:\{p\d+\}$")  # not stock:held:* nor stock:drift:*
 
 
 async def delete_counters(redis: Any) -> int:

@@ -10,6 +10,7 @@ import pytest
 import redis as sync_redis
 from rq import Worker
 
+from db import keys
 from tests.chaos.conftest import Scale
 from tests.chaos.invariants import check_sale, drain, record
 from tests.chaos.sale import Buyer, Sale, SaleProduct
@@ -56,8 +57,11 @@ async def test_worker_killed_mid_batch_loses_and_doubles_nothing(
         seen: dict[str, Any] = {}
 
         async def first_batches() -> bool:
-            # Ids leave orders:topersist batch by batch as the victim commits them.
-            left = sum(score is not None for score in await redis.zmscore("orders:topersist", backlog))
+            # Ids leave their buckets' orders:topersist batch by batch as the victim commits them.
+            async with redis.pipeline(transaction=False) as pipe:
+                for order_id in backlog:
+                    pipe.zscore(keys.orders_to_persist_of(order_id), order_id)
+                left = sum(score is not None for score in await pipe.execute())
             seen["persisted"] = len(backlog) - left
             return seen["persisted"] >= BATCH
 

@@ -12,7 +12,7 @@ from db.enums import CancelReason
 from db.order_persistence import persist_orders
 from db.order_transitions import OrderRef, cancel_in_session, cancel_orders, publish_released
 from tests.api import Api
-from tests.conftest import unique
+from tests.conftest import hold_persist_jobs, release_persist_jobs, unique
 from tests.resolvers.test_orders import CANCEL, available, place
 from tests.stack import eventually
 
@@ -69,7 +69,7 @@ async def test_cancel_racing_persistence_releases_once(api: Api, make_product, p
     results = await asyncio.gather(*cancels, *persisting)
     assert all(r["cancelOrder"]["order"]["status"] == "CANCELLED" for r in results[:3])
     assert (5, 5) == (await available(api, product), await pg_stock(pg, product))
-    assert "0" == await redis.get(f"stock:held:{product['id']}")
+    assert "0" == await redis.get(keys.stock_held(product["id"]))
 
 
 async def test_a_listing_racing_persistence_never_loses_an_order(api: Api, make_product, state, redis) -> None:
@@ -77,7 +77,7 @@ async def test_a_listing_racing_persistence_never_loses_an_order(api: Api, make_
     product = await make_product(stock=40)
     client = await buyer(api)
     me = int((await client("{ me { id } }"))["me"]["id"])
-    await redis.set("persist:pending", "1", px=60_000)  # keep the worker's job out; only this test persists
+    await hold_persist_jobs(redis)  # keep the worker's job out; only this test persists
     try:
         ids = {str((await place(client, (product, 1)))["order"]["id"]) for _ in range(20)}
         done = asyncio.Event()
@@ -96,7 +96,7 @@ async def test_a_listing_racing_persistence_never_loses_an_order(api: Api, make_
 
         await asyncio.gather(persist_one_by_one(), *[list_until_done() for _ in range(4)])
     finally:
-        await redis.delete("persist:pending")
+        await release_persist_jobs(redis)
     assert [] == missed
 
 
@@ -116,13 +116,13 @@ async def test_rebuild_counts_orders_not_yet_persisted(api: Api, make_product, s
     """A rebuild while an order waits for persistence subtracts its held units; after persistence it still holds."""
     product = await make_product(stock=10)
     client = await buyer(api)
-    await redis.set("persist:pending", "1", px=60_000)  # keep the job away; only the sweeper may persist
+    await hold_persist_jobs(redis)  # keep the job away; only the sweeper may persist
     try:
         order = (await place(client, (product, 3)))["order"]
         await redis.delete(keys.stock(product["id"]))
         assert 7 == await available(api, product)
     finally:
-        await redis.delete("persist:pending")
+        await release_persist_jobs(redis)
     await wait_persisted([order["id"]])
     assert (7, 7) == (await available(api, product), await pg_stock(pg, product))
 

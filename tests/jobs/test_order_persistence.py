@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from db import keys
 from tests.api import Api
-from tests.conftest import persisted_order_ids, unique
+from tests.conftest import hold_persist_jobs, persisted_order_ids, release_persist_jobs, unique
 from tests.resolvers.test_orders import CANCEL, READ, available, place
 from tests.stack import Stack, eventually
 
@@ -44,7 +45,7 @@ async def test_worker_killed_mid_batch_loses_and_doubles_nothing(
     await wait_persisted(ids, timeout=60)
     assert 600 == await pg.fetchval("SELECT count(*) FROM orders WHERE id = ANY($1::uuid[])", ids)
     assert 400 == await product_stock(pg, product)
-    assert (400, "0") == (await available(api, product), await redis.get(f"stock:held:{product['id']}"))
+    assert (400, "0") == (await available(api, product), await redis.get(keys.stock_held(product["id"])))
 
 
 async def test_persisting_twice_changes_nothing_more(api: Api, make_product, pg, redis, state) -> None:
@@ -53,18 +54,18 @@ async def test_persisting_twice_changes_nothing_more(api: Api, make_product, pg,
 
     product = await make_product(stock=10)
     buyer = await api.register(f"{unique('twice')}@example.com")
-    await redis.set("persist:pending", "1", px=60_000)  # keep the worker's job out; only these runs race
+    await hold_persist_jobs(redis)  # keep the worker's job out; only these runs race
     try:
         ids = [str((await place(buyer, (product, 2)))["order"]["id"]) for _ in range(3)]
         results = await asyncio.gather(*[
             persist_orders(state.backends, ids) for _ in range(3)])
     finally:
-        await redis.delete("persist:pending")
+        await release_persist_jobs(redis)
     assert 3 == sum(results)  # rows inserted over all three runs: each order once
     assert set(ids) == await persisted_order_ids(pg, ids)
     assert 3 == await pg.fetchval("SELECT count(*) FROM orders WHERE id = ANY($1::uuid[])", ids)
     assert 4 == await product_stock(pg, product)
-    assert (4, "0") == (await available(api, product), await redis.get(f"stock:held:{product['id']}"))
+    assert (4, "0") == (await available(api, product), await redis.get(keys.stock_held(product["id"])))
 
 
 async def test_sweeper_persists_an_order_nobody_enqueued(api: Api, make_product, redis, wait_persisted) -> None:
@@ -72,13 +73,13 @@ async def test_sweeper_persists_an_order_nobody_enqueued(api: Api, make_product,
     product = await make_product(stock=5)
     buyer = await api.register(f"{unique('sweep')}@example.com")
     # As if another request had just enqueued a job that then got lost with its process.
-    await redis.set("persist:pending", "1", px=60_000)
+    await hold_persist_jobs(redis)
     try:
         order = (await place(buyer, (product, 1)))["order"]
-        assert await redis.zscore("orders:topersist", order["id"]) is not None
+        assert await redis.zscore(keys.orders_to_persist_of(order["id"]), order["id"]) is not None
         await wait_persisted([order["id"]], timeout=30)
     finally:
-        await redis.delete("persist:pending")
+        await release_persist_jobs(redis)
 
 
 async def test_expired_orders_are_cancelled_and_release_stock(api: Api, make_product, pg, wait_persisted) -> None:
@@ -114,3 +115,42 @@ async def test_flushall_after_persistence_rebuilds_counters(api: Api, make_produ
     assert [("PURCHASE_LIMIT_EXCEEDED", 2)] == [(e["code"], e["available"]) for e in over["errors"]]
     ok = await place(again, (product, 2))
     assert ("PENDING", 3) == (ok["order"]["status"], await available(api, product))
+
+
+async def test_an_order_accepted_before_buckets_is_still_read_rebuilt_around_and_persisted(
+    api: Api, make_product, pg, redis, state
+) -> None:
+    """An order left in Redis by the version before buckets (UUIDv7 id, old key names, the old global
+    queue) is readable by its owner, held back from a rebuilt counter, and persisted once, its old
+    holds not taken off the new counters."""
+    import json
+    import time
+
+    from uuid6 import uuid7
+
+    from db.order_persistence import persist_every_queue
+
+    product = await make_product(stock=10, price_cents=700)
+    pid = int(product["id"])
+    email = f"{unique('legacy')}@example.com"
+    buyer = await api.register(email)
+    cid = int(await pg.fetchval("SELECT id FROM customers WHERE email = $1", email))
+    oid, now_ms = str(uuid7()), int(time.time() * 1000)
+    # What the reservation script of the version before buckets wrote for one order of 2 units.
+    await redis.hset(f"order:{oid}", mapping={
+        "id": oid, "customer_id": cid, "status": "PENDING", "lines": json.dumps([[pid, 2, 700]]),
+        "total_cents": 1400, "currency": "USD", "created_ms": now_ms, "expires_ms": now_ms + 900_000,
+        "fingerprint": f"lines:{pid}x2", "idem_key": f"idem:{cid}:legacy", "persisted": "0"})
+    await redis.incrby(f"stock:held:{pid}", 2)
+    await redis.sadd(f"orders:inflight:{cid}", oid)
+    await redis.zadd(keys.LEGACY_ORDERS_TO_PERSIST, {oid: now_ms})
+
+    read = (await buyer(READ, id=oid))["order"]
+    assert ("PENDING", 1400) == (read["status"], read["totalCents"])
+    await redis.delete(keys.stock(pid))
+    assert 8 == await available(api, product)  # rebuilt: PostgreSQL's 10 less the 2 the old order holds
+    await persist_every_queue(state.backends, 500)
+    assert {oid} == await persisted_order_ids(pg, [oid])
+    assert (8, 8) == (await product_stock(pg, product), await available(api, product))
+    left = await redis.zscore(keys.LEGACY_ORDERS_TO_PERSIST, oid)
+    assert (None, None) == (await redis.get(keys.stock_held(pid)), left)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from db import buckets, keys
 from server.embedded import EmbeddedRedis
 from tests.api import Api
 from tests.conftest import unique
@@ -43,7 +44,8 @@ async def test_orders_are_persisted_through_a_separate_queue_redis(
         buyer = await api.as_().register(f"{unique('queued')}@example.com")
         via_extra = Api(server.graphql_url, token=buyer.token)
         state = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-        state.delete("persist:pending")  # an earlier test's flag would make this order enqueue nothing
+        # An earlier test's flag would make this order enqueue nothing.
+        state.delete(*[keys.persist_pending(b) for b in range(buckets.count())])
         order = await place(via_extra, (product, 1))
         await wait_persisted([order["order"]["id"]])
         queues = redis.Redis.from_url(queue_redis, decode_responses=True)

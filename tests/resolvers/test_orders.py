@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from db import buckets, keys
 from tests.api import Api
 from tests.conftest import unique
 
@@ -69,7 +70,11 @@ async def test_place_order_answers_pending_and_reserves_at_once(buyer: Api, api:
     await wait_persisted([order["id"]])
     stock = "SELECT stock FROM product_stock WHERE product_id = $1"
     assert [8, 2] == [await pg.fetchval(stock, int(p["id"])) for p in (a, b)]
-    assert uuid.UUID(order["id"]).version == 7
+    # The id sorts by creation time (its first 48 bits are the milliseconds) and carries the buyer's
+    # bucket, so the order's Redis keys share the buyer's slot (db.buckets).
+    customer_id = await pg.fetchval("SELECT customer_id FROM orders WHERE id = $1::uuid", order["id"])
+    assert buckets.of_customer(customer_id) == buckets.of_order(order["id"])
+    assert abs((uuid.UUID(order["id"]).int >> 80) - created.timestamp() * 1000) < 1000
 
 
 async def test_all_lines_or_none(buyer: Api, api: Api, make_product) -> None:
@@ -127,7 +132,7 @@ async def test_200_concurrent_buyers_for_20_units_never_oversell(api: Api, make_
     await wait_persisted(accepted)
     assert 0 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
     assert 20 == await pg.fetchval("SELECT sum(quantity) FROM order_items WHERE product_id = $1", int(product["id"]))
-    assert "0" == await redis.get(f"stock:held:{product['id']}")
+    assert "0" == await redis.get(keys.stock_held(product["id"]))
 
 
 @pytest.mark.parametrize(("bad_lines", "field"), [

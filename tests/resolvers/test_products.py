@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from db import keys
 from tests.api import Api, GraphQLErrors
 from tests.conftest import PRODUCT_FIELDS, unique
 
@@ -182,7 +183,7 @@ async def test_stock_adjust_moves_available_and_postgres_together(make_product, 
                         down["stockAdjust"]["product"]["available"])
     assert 12 == (await api(GET, id=product["id"]))["product"]["available"]
     assert 12 == await pg.fetchval("SELECT stock FROM product_stock WHERE product_id = $1", int(product["id"]))
-    assert "12" == await redis.get(f"stock:{product['id']}")
+    assert "12" == await redis.get(keys.stock(product["id"]))
 
 
 async def test_stock_adjust_cannot_write_off_more_than_is_there(make_product, staff: Api, api: Api) -> None:
@@ -208,10 +209,10 @@ async def test_flushed_redis_rebuilds_counter_and_product_stays_readable(make_pr
     """After Redis loses the counter and the cache, reads rebuild both from PostgreSQL."""
     product = await make_product(stock=9)
     await staff(ADJUST, id=product["id"], d=-2)
-    await redis.delete(f"stock:{product['id']}", f"product:{product['id']}")
+    await redis.delete(keys.stock(product["id"]), keys.product(product["id"]))
     read = (await api(GET, id=product["id"]))["product"]
     assert (7, product["name"]) == (read["available"], read["name"])
-    assert "7" == await redis.get(f"stock:{product['id']}")
+    assert "7" == await redis.get(keys.stock(product["id"]))
 
 
 async def test_available_is_batched_for_a_page(make_product, api: Api) -> None:

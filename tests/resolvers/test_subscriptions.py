@@ -14,6 +14,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
+from db import keys
 from tests.api import Api
 from tests.conftest import unique
 from tests.resolvers.test_orders import CANCEL, place
@@ -139,7 +140,8 @@ async def test_unknown_product_stock_is_an_error(stack: Stack) -> None:
 
 
 async def numsub(redis, channel: str) -> int:
-    return int(dict(await redis.pubsub_numsub(channel))[channel])
+    """Subscribers of a sharded channel (order and stock events travel on sharded pub/sub)."""
+    return int(dict(await redis.pubsub_shardnumsub(channel))[channel])
 
 
 async def pubsub_connections(redis) -> int:
@@ -170,7 +172,7 @@ async def test_500_subscribers_share_one_connection_and_all_see_the_change(stack
                                                                            make_product, redis) -> None:
     """Five hundred subscribers to one order all get PAID; Redis sees one subscription for them."""
     order = (await place(buyer, (await make_product(), 1)))["order"]
-    channel = f"events:order:{order['id']}"
+    channel = keys.order_channel(order["id"])
     before = await pubsub_connections(redis)
     sockets = await asyncio.gather(*[
         raw_subscription(stack, str(buyer.token), ORDER_STATUS, {"id": order["id"]}) for _ in range(WATCHERS)])
@@ -189,7 +191,7 @@ async def test_500_subscribers_share_one_connection_and_all_see_the_change(stack
 async def test_disconnected_subscribers_are_cleaned_up(stack: Stack, make_product, redis) -> None:
     """When the last subscriber of a channel leaves, the server unsubscribes from Redis."""
     product = await make_product()
-    channel = f"events:stock:{product['id']}"
+    channel = keys.stock_channel(product["id"])
     async with subscribe(stack, STOCK, None, id=product["id"]) as stream:
         await next_event(stream)
         assert 1 == await numsub(redis, channel)

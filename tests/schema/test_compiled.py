@@ -394,11 +394,19 @@ def direct(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "direct-call")
 
 
+# A plan's first request builds graphql-core's executor, later ones reuse it: both must answer alike.
+@pytest.fixture(params=["first-request", "later-request"])
+def later(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "later-request")
+
+
 async def _compiled(document: str, variables: dict[str, Any] | None, context: Context,
-                    direct: bool = False) -> ExecutionResult:
+                    direct: bool = False, later: bool = False) -> ExecutionResult:
     compiled = compile_operation(graphql_schema(SCHEMA), parse(document), SCHEMA.execution_context_class,
                                  _direct if direct else None)
     assert compiled is not None, "expected the operation to compile"
+    if later:
+        await compiled.execute(Context(), variables)
     return await compiled.execute(context, variables)
 
 
@@ -529,14 +537,14 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_same_answer_as_graphql_core(case: Case, direct: bool) -> None:
+async def test_same_answer_as_graphql_core(case: Case, direct: bool, later: bool) -> None:
     _valid(case.document)
     reference_context, compiled_context = Context(), Context()
     expected = await _reference(case.document, case.variables, reference_context)
     assert len(expected.errors or []) == case.errors, expected.errors
     assert (expected.data is None) == case.data_null, expected.data
 
-    got = await _compiled(case.document, case.variables, compiled_context, direct)
+    got = await _compiled(case.document, case.variables, compiled_context, direct, later)
 
     assert _answer(got, compiled_context) == _answer(expected, reference_context)
 
@@ -560,6 +568,19 @@ async def test_compiles_once_and_runs_again() -> None:
     assert answers == [{"item": {"name": "Item 1"}}, {"item": {"name": "Item 2"}}, {"item": None}]
 
 
+async def test_later_requests_keep_their_own_variables_and_context() -> None:
+    """Reusing the first request's executor leaks neither its variables, its context nor its errors."""
+    compiled = compile_operation(graphql_schema(SCHEMA), parse('mutation($e: String!) { append(entry: $e) }'),
+                                 SCHEMA.execution_context_class)
+    assert compiled is not None
+    first, second = Context(), Context()
+    assert (await compiled.execute(first, {"e": "a"})).data == {"append": ["a"]}
+    refused = await compiled.execute(second, {})
+    assert refused.data is None and refused.errors and "$e" in refused.errors[0].message
+    assert (await compiled.execute(second, {"e": "b"})).data == {"append": ["b"]}
+    assert (first.log, second.log) == (["a"], ["b"])
+
+
 VARIABLE_ERRORS = [
     pytest.param("query($id: ID!) { item(id: $id) { name } }", {}, id="missing-required"),
     pytest.param("query($id: ID!) { item(id: $id) { name } }", None, id="no-variables-at-all"),
@@ -581,14 +602,32 @@ VARIABLE_ERRORS = [
 ]
 
 
+# Variables each document above accepts, for a request that comes first and succeeds.
+VALID_VARIABLES = {
+    "query($id: ID!) { item(id: $id) { name } }": {"id": "1"},
+    "query($cents: Int!) { money(cents: $cents) }": {"cents": 10},
+    "query($ids: [ID!]!) { items(ids: $ids) { id } }": {"ids": ["1"]},
+    "query($input: GreetInput!) { greet(input: $input) }": {"input": {"name": "a", "color": "RED"}},
+    "query($a: ID!, $b: Int!) { item(id: $a) { name } money(cents: $b) }": {"a": "1", "b": 1},
+    "mutation($input: ItemInput!) { create(input: $input) { id } }": {"input": {"name": "x", "color": "RED"}},
+}
+
+
 @pytest.mark.parametrize(("document", "variables"), VARIABLE_ERRORS)
-async def test_variable_coercion_errors(document: str, variables: dict[str, Any] | None, direct: bool) -> None:
+async def test_variable_coercion_errors(document: str, variables: dict[str, Any] | None, direct: bool,
+                                        later: bool) -> None:
     _valid(document)
     reference_context, compiled_context = Context(), Context()
     expected = await _reference(document, variables, reference_context)
     assert expected.data is None and expected.errors, expected
 
-    got = await _compiled(document, variables, compiled_context, direct)
+    compiled = compile_operation(graphql_schema(SCHEMA), parse(document), SCHEMA.execution_context_class,
+                                 _direct if direct else None)
+    assert compiled is not None
+    if later:
+        warm_up = await compiled.execute(Context(), VALID_VARIABLES[document])
+        assert warm_up.errors is None, warm_up.errors
+    got = await compiled.execute(compiled_context, variables)
 
     assert got.data is None
     assert _answer(got, compiled_context) == _answer(expected, reference_context)

@@ -43,3 +43,11 @@ def test_known_variables_include_the_contract_names() -> None:
     """Every variable named by the operations contract is a setting."""
     assert {"DATABASE_URL", "REDIS_URL", "CACHE_REDIS_URL", "PAYMENT_WEBHOOK_SECRET",
             "ORDER_PAYMENT_TTL_SECONDS", "EXPIRY_SWEEP_SECONDS"} <= known_variables()
+
+
+def test_cluster_mode_is_refused_until_it_is_supported() -> None:
+    """REDIS_CLUSTER=true stops start-up with the reason, rather than failing order by order later;
+    false (or unset) runs as usual."""
+    with pytest.raises(SettingsError, match="REDIS_CLUSTER=true is not supported"):
+        Settings.from_env({"REDIS_CLUSTER": "true"})
+    assert Settings.from_env({"REDIS_CLUSTER": "false"}).redis_url == ""
