@@ -5,7 +5,8 @@ each round and each variant (bench.variant) a fresh sale, a burst from a separat
 (bench.load), the drain of the persistence backlog (bench.drain) and the invariant check
 (bench.invariants); then a crowd of stock watchers on one API process while a sale runs on it
 (bench.live); then a burst of payment webhooks, each order's owner waiting for PAID on an
-orderStatus subscription (bench.payments); then, with the servers and workers stopped, batched persistence against one
+orderStatus subscription (bench.payments); then a drop's waiting line under a crowd many times
+its units (bench.drop); then, with the servers and workers stopped, batched persistence against one
 transaction per order (bench.persistence); at the end the table, the ratios (bench.report),
 bench/results/<timestamp>.json and its plot beside it (bench.plot). Exit status 1 on any
 violation, 2 if the stack failed, 130 on Ctrl-C.
@@ -27,7 +28,7 @@ from typing import NoReturn
 
 import httpx
 
-from bench import live, payments, persistence, plot, report
+from bench import drop, live, payments, persistence, plot, report
 from bench.seed import STAFF_EMAIL, STAFF_PASSWORD, Buyer, GraphQL, SeedError, register_buyers, staff_token
 from bench.stack import ROOT, BenchStack, StackError
 from bench.variant import Setting, run_variant
@@ -74,6 +75,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--payments-concurrency", type=int, default=100, help="webhooks of the burst in flight")
     p.add_argument("--payments-processes", type=int, default=2,
                    help="processes the orderStatus subscribers are spread over")
+    p.add_argument("--drop-shoppers", type=int, default=6000,
+                   help="shoppers of the drop part, arriving over --drop-seconds for --drop-units (0: skip the part)")
+    p.add_argument("--drop-units", type=int, default=300, help="units of the drop")
+    p.add_argument("--drop-seconds", type=float, default=5, help="seconds the drop's shoppers arrive over")
+    p.add_argument("--drop-admit-rate", type=float, default=100, help="the drop's admitPerSecond")
+    p.add_argument("--drop-pass-ttl", type=int, default=120, help="the drop's passTtlSeconds")
+    p.add_argument("--drop-processes", type=int, default=2, help="processes the drop's shoppers are spread over")
+    p.add_argument("--drop-at-rest", type=int, default=10000,
+                   help="shoppers subscribed to a slow line on one API process: memory and update delay (0: skip)")
+    p.add_argument("--drop-at-rest-seconds", type=float, default=20, help="seconds those shoppers arrive over")
+    p.add_argument("--drop-watch-seconds", type=float, default=10, help="seconds of position updates collected")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
     p.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
@@ -96,6 +108,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--live: {exc}")
     if args.live_concurrency < 1 or args.live_processes < 1:
         p.error("--live-concurrency and --live-processes must be at least 1")
+    if args.drop_shoppers < 0 or args.drop_at_rest < 0:
+        p.error("--drop-shoppers and --drop-at-rest must be 0 (skip) or more")
+    if args.drop_shoppers and (args.drop_units < 1 or args.drop_seconds <= 0 or args.drop_admit_rate <= 0
+                               or args.drop_processes < 1):
+        p.error("--drop-units, --drop-seconds, --drop-admit-rate and --drop-processes must be above 0")
     if args.persistence_orders < 0:
         p.error("--persistence-orders must be 0 (skip) or more")
     if args.payments < 0:
@@ -137,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     lives: list[live.LiveRun] = []
     live_setting: live.LiveSetting | None = None
     paid: payments.PaymentRun | None = None
+    dropped: drop.DropRun | None = None
     try:
         say(f"bench {run_id}: PostgreSQL and Redis (appendfsync {args.appendfsync}) under {args.data_dir}")
         stack.start_storage(args.appendfsync)
@@ -171,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
             lives = measure_live(live_setting, args.live_sizes)
         if args.payments:
             paid = measure_payments(stack, args, run_id, ports["rushcart"], staff, buyers)
+        if args.drop_shoppers:
+            dropped = asyncio.run(drop.measure(drop.DropSetting(
+                stack=stack, run_id=run_id, sale_ports=ports["rushcart"], staff_token=staff, buyers=buyers,
+                shoppers=args.drop_shoppers, units=args.drop_units, seconds=args.drop_seconds,
+                admit_per_second=args.drop_admit_rate, pass_ttl_seconds=args.drop_pass_ttl,
+                processes=args.drop_processes, at_rest=args.drop_at_rest,
+                at_rest_seconds=args.drop_at_rest_seconds, watch_seconds=args.drop_watch_seconds), say))
         if args.persistence_orders:
             persisted = measure_persistence(stack, args, run_id, ports, staff, buyers)
     except KeyboardInterrupt:
@@ -184,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-    return finish(args, run_id, runs, persisted, lives, live_setting, paid)
+    return finish(args, run_id, runs, persisted, lives, live_setting, paid, dropped)
 
 
 def measure_live(setting: live.LiveSetting, sizes: list[int]) -> list[live.LiveRun]:
@@ -232,7 +257,8 @@ def measure_persistence(stack: BenchStack, args: argparse.Namespace, run_id: str
 
 def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
            persisted: persistence.PersistenceRun | None, lives: list[live.LiveRun],
-           live_setting: live.LiveSetting | None, paid: payments.PaymentRun | None) -> int:
+           live_setting: live.LiveSetting | None, paid: payments.PaymentRun | None,
+           dropped: drop.DropRun | None = None) -> int:
     found = report.ratios(runs, args.variant_list)
     limit = args.max_per_customer or "none"
     load = f"{args.requests} requests" if args.requests else f"{args.duration:g}s"
@@ -253,6 +279,10 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         print()
         for line in payments.section(paid):
             print(line)
+    if dropped is not None:
+        print()
+        for line in drop.section(dropped):
+            print(line)
     if persisted is not None:
         print()
         for line in persistence.section(persisted):
@@ -267,6 +297,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
         "persistence": None if persisted is None else persisted.to_json(),
         "live": [r.to_json() for r in lives],
         "payments": None if paid is None else paid.to_json(),
+        "drop": None if dropped is None else dropped.to_json(),
     }, indent=1))
     print(f"\nresults: {path.relative_to(ROOT)}")
     picture = path.with_suffix(".png")
@@ -278,7 +309,7 @@ def finish(args: argparse.Namespace, run_id: str, runs: list[report.VariantRun],
     else:
         print(f"plot: {picture.relative_to(ROOT)}")
     problems = (report.violations(runs) + persistence.violations(persisted) + live.violations(lives)
-                + payments.violations(paid))
+                + payments.violations(paid) + drop.violations(dropped))
     for problem in problems:
         print(f"INVARIANT VIOLATED: {problem}", file=sys.stderr)
     return 1 if problems else 0

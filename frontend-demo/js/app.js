@@ -8,6 +8,7 @@
 //   store.js       shared state and the DOM elements the modules update
 //   account.js     guest session, sign up / in / out      cart.js    the cart drawer, checkout
 //   orders.js      "My orders" and the order dialog        views.js   DOM builders
+//   drops.js       a drop's waiting line on its products' cards: join, follow live, buy with the pass
 //   format.js      prices, dates, words for errors and reports, generated product art
 //   queries.js     the GraphQL documents                   dom.js     h(), dialogs, announcements
 
@@ -15,6 +16,7 @@ import { renderAccount, signedOutLocally, wireAccount } from "./account.js";
 import { graphql, identity } from "./api.js";
 import { addToCart, emptyCart, loadCart, setCart, wireCart } from "./cart.js";
 import { announce, wireDialog } from "./dom.js";
+import { dropAction, trackDrops } from "./drops.js";
 import { stockFeed, watchStock } from "./feeds.js";
 import { plural } from "./format.js";
 import { loadOrders, wireOrders } from "./orders.js";
@@ -23,6 +25,13 @@ import { el, errorText, state } from "./store.js";
 import { productCard, skeletonCards } from "./views.js";
 
 const PAGE_SIZE = 24;
+
+// The card, not the product as first drawn, says whether it is still in a drop: it leaves the drop
+// when the drop ends (drops.js).
+function onCardButton(product, button) {
+  const inDrop = Boolean(state.cards.get(String(product.id))?.dataset.dropId);
+  return inDrop ? dropAction(product, button) : addToCart(product, button);
+}
 
 async function loadProducts({ append = false } = {}) {
   const ticket = ++state.loadingProducts;
@@ -49,10 +58,11 @@ async function loadProducts({ append = false } = {}) {
       state.products.set(id, node);
       if (!stockFeed.isLive(id)) state.stock.set(id, node.available);
       const product = { ...node, available: state.stock.get(id) ?? node.available };
-      const card = productCard(product, { onAdd: addToCart });
+      const card = productCard(product, { onAdd: onCardButton });
       state.cards.set(id, card);
       el.grid.append(card);
     }
+    trackDrops(edges.map(({ node }) => node));
     state.endCursor = pageInfo.endCursor;
     el.loadMore.hidden = !pageInfo.hasNextPage;
     const shown = state.cards.size;

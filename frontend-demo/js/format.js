@@ -92,6 +92,10 @@ export function userErrorText(error, names = new Map()) {
       return "This product is no longer available.";
     case "ORDER_NOT_CANCELLABLE":
       return "This order can no longer be cancelled.";
+    case "NOT_YOUR_TURN":
+      return error.position != null
+        ? `It's not your turn for ${name} yet: you're number ${error.position} in line.`
+        : `${name} is sold through the drop's line: join it and buy when it's your turn.`;
     case "IDEMPOTENCY_KEY_REUSED":
       return "Your cart changed while checking out. Please try again.";
     default: {

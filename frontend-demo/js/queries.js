@@ -6,9 +6,12 @@ const ERRORS = "errors { code message field productId available }";
 const ORDER = `id status cancelReason needsRefund totalCents currency createdAt expiresAt paidAt cancelledAt
   lines { quantity unitPriceCents product { id name sku priceCents currency } }`;
 
+// The catalogue also says which products are in a live drop (sold through a waiting line).
+const DROP = "drop { id name startsAt endedAt passTtlSeconds }";
+
 export const PRODUCTS = `query Products($first: Int!, $after: String, $search: String) {
   products(first: $first, after: $after, search: $search) {
-    edges { node { ${PRODUCT} } }
+    edges { node { ${PRODUCT} ${DROP} } }
     pageInfo { endCursor hasNextPage }
   }
 }`;
@@ -53,6 +56,21 @@ export const CHECKOUT = `mutation Checkout($key: String!) {
 export const CANCEL_ORDER = `mutation CancelOrder($id: ID!) {
   cancelOrder(id: $id) { order { ${ORDER} } ${ERRORS} }
 }`;
+
+export const PLACE_ORDER = `mutation PlaceOrder($lines: [OrderLineInput!]!, $key: String!) {
+  placeOrder(lines: $lines, idempotencyKey: $key) { order { ${ORDER} } errors { code message field productId available position } }
+}`;
+
+// A drop's waiting line: the shopper's place, joined over HTTP, followed over the WebSocket.
+const LINE = "dropId status position ahead estimatedWaitSeconds unitsLeft lineLength passExpiresAt";
+
+export const JOIN_DROP = `mutation JoinDrop($dropId: ID!) {
+  joinDrop(dropId: $dropId) { line { ${LINE} } errors { code message } }
+}`;
+
+export const DROP_LINE_QUERY = `query DropLine($dropId: ID!) { dropLine(dropId: $dropId) { ${LINE} } }`;
+
+export const DROP_LINE_SUB = `subscription DropLine($dropId: ID!) { dropLine(dropId: $dropId) { ${LINE} } }`;
 
 export const ORDER_QUERY = `query Order($id: ID!) { order(id: $id) { ${ORDER} } }`;
 

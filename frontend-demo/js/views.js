@@ -8,6 +8,12 @@ import {
 
 // --- products ----------------------------------------------------------------------------------
 
+// A product of a live drop is sold through its waiting line: the card's button joins the line
+// (then buys when it is the shopper's turn) and a panel under the price tells where they stand.
+function inLiveDrop(product) {
+  return Boolean(product.drop && !product.drop.endedAt);
+}
+
 export function productCard(product, { onAdd }) {
   const titleId = `product-${product.id}-name`;
   // The visible label stays short; the accessible name also says which product.
@@ -18,9 +24,14 @@ export function productCard(product, { onAdd }) {
     h("span", { class: "visually-hidden" }, `: ${product.name}`),
   );
   button.addEventListener("click", () => onAdd(product, button));
+  const drop = inLiveDrop(product);
   const card = h(
     "li",
-    { class: "product-card", dataset: { productId: product.id }, "aria-labelledby": titleId },
+    {
+      class: drop ? "product-card in-drop" : "product-card",
+      dataset: drop ? { productId: product.id, dropId: product.drop.id } : { productId: product.id },
+      "aria-labelledby": titleId,
+    },
     h(
       "div",
       { class: "product-media" },
@@ -41,6 +52,7 @@ export function productCard(product, { onAdd }) {
         h("p", { class: "price" }, money(product.priceCents, product.currency)),
         h("p", { class: "stock" }),
       ),
+      drop ? h("div", { class: "drop-panel" }) : null,
       button,
     ),
   );
@@ -60,7 +72,8 @@ export function setCardStock(card, available) {
   const stock = card.querySelector(".stock");
   stock.textContent = stockWords(available);
   const button = card.querySelector(".add-button");
-  if (!button.dataset.busy) {
+  // In a drop the line decides what the button does (drops.js).
+  if (!button.dataset.busy && !card.dataset.dropId) {
     button.disabled = soldOut;
     setButtonLabel(button, soldOut ? "Sold out" : "Add to cart");
   }
