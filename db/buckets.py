@@ -19,6 +19,7 @@ must use the same one (REDIS_BUCKETS), because a customer's keys are found by it
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -72,8 +73,17 @@ def new_order_id(bucket: int) -> str:
     return str(uuid.UUID(int=value))
 
 
+# An id as new_order_id writes it (lower-case, version 8, the RFC 9562 variant); the bucket is the
+# two hex digits after the version. Read without parsing a UUID: a reservation names an order's
+# keys several times.
+_CANONICAL_V8 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-8([0-9a-f]{2})[0-9a-f]-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
 def of_order(order_id: str) -> int | None:
     """The bucket an order id carries, or None for an id made before buckets (or not an id)."""
+    canonical = _CANONICAL_V8.fullmatch(order_id)
+    if canonical is not None:
+        return int(canonical.group(1), 16)
     try:
         parsed = uuid.UUID(order_id)
     except ValueError:
