@@ -181,6 +181,9 @@ class DropLine:
     async def units_left(self, drop: DropRecord) -> int:
         return sum(max(0, units or 0) for units in await self._stock.available(list(drop.product_ids)))
 
+    async def has_place(self, drop: DropRecord, shopper: str) -> bool:
+        return await self._redis.zscore(keys.drop_line(drop.id), shopper) is not None
+
     async def join(self, drop: DropRecord, shopper: str, client: str) -> bool | None:
         """Give the shopper a place (True), keep the one they have (False); None once the drop ended.
         A new place counts against the client address' budget, so many sessions do not buy many places."""

@@ -105,9 +105,22 @@ async def _live_drop(ctx: RequestContext, id_: str) -> DropRecord:
     return record
 
 
+async def place_holder(ctx: RequestContext, record: DropRecord) -> str:
+    """Whose place a request joins and follows: the signed-in customer's, unless the customer has
+    none and the guest session the request comes with took one before signing in (an order may use
+    that session's pass too, so the shopper keeps one place rather than getting a second)."""
+    who = await shopper(ctx)
+    viewer = await ctx.viewer()
+    sid = await ctx.session_id()
+    if viewer is None or sid is None or await ctx.state.drop_line.has_place(record, who):
+        return who
+    guest = guest_shopper(sid)
+    return guest if await ctx.state.drop_line.has_place(record, guest) else who
+
+
 async def join(ctx: RequestContext, id_: str) -> LineView:
     record = await _live_drop(ctx, id_)
-    who = await shopper(ctx)
+    who = await place_holder(ctx, record)
     await ctx.state.drop_line.join(record, who, ctx.client or "unknown")
     state, place = await ctx.state.drop_line.advance(record, who)
     return line_view(record, state, place)
@@ -115,7 +128,7 @@ async def join(ctx: RequestContext, id_: str) -> LineView:
 
 async def line(ctx: RequestContext, id_: str) -> LineView:
     record = await _live_drop(ctx, id_)
-    state, place = await ctx.state.drop_line.advance(record, await shopper(ctx))
+    state, place = await ctx.state.drop_line.advance(record, await place_holder(ctx, record))
     return line_view(record, state, place)
 
 
@@ -143,7 +156,7 @@ async def follow(ctx: RequestContext, id_: str) -> AsyncIterator[LineView]:
     """The shopper's place now, then each change: subscribe first, read second, then work each
     state message of the drop out locally, reading Redis again only when the place itself moved."""
     record = await _live_drop(ctx, id_)
-    who = await shopper(ctx)
+    who = await place_holder(ctx, record)
     line = ctx.state.drop_line
     listener = await ctx.state.events.listen(keys.drop_channel(record.id))
     try:

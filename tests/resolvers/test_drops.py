@@ -232,6 +232,10 @@ async def test_a_guest_pass_buys_once_the_guest_signs_in_with_the_same_session(a
     await wait_status(guest, drop, "ADMITTED")
     signed_in = await guest.register(f"{unique('c')}@example.com")
     assert signed_in.session_id == guest.session_id
+    # Signed in, the shopper still reads and keeps the place the session took: no second place.
+    assert "ADMITTED" == (await line(signed_in, drop))["status"]
+    again = await join(signed_in, drop)
+    assert ("ADMITTED", 1) == (again["status"], again["lineLength"])
     refused = await buy(stranger, product)
     assert ("NOT_YOUR_TURN", None) == (refused["errors"][0]["code"], refused["errors"][0]["position"])
     assert [] == (await buy(signed_in, product))["errors"]
