@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -90,10 +91,21 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
                 await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
 
+class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """The graphql-transport-ws protocol, tolerating a client's `complete` that crosses the server's
+    own end of the same operation (a status stream reaching PAID as its subscriber leaves)."""
+
+    def forget_id(self, id: str) -> None:
+        # Strawberry deletes the id unconditionally; when the client's `complete` already removed
+        # it, the KeyError escaped in the operation's task and logged a traceback per socket.
+        self.operations.pop(id, None)
+
+
 class RushcartGraphQL(GraphQL[RequestContext, None]):
     persisted: PersistedOperations | None = None
     request_adapter_class = _ParsedRequest
     graphql_ws_handler_class = GraphQLWSHandler
+    graphql_transport_ws_handler_class = GraphQLTransportWSHandler
 
     def encode_json(self, data: object) -> str | bytes:
         # A subscription event shared by many subscribers is encoded once (schema.live).
