@@ -27,7 +27,7 @@ from server.graphql_view import RushcartGraphQL
 from server.metrics import metrics, publish_subscriber_count, registry_for
 from server.payment_provider import dev_pay
 from server.settings import PROJECT_ROOT, Settings
-from server.state import AppState, close_state, freeze_startup_heap, open_state, warm_state
+from server.state import AppState, close_state, freeze_crowds, freeze_startup_heap, open_state, warm_state
 from server.webhooks import payment_webhook
 
 log = logging.getLogger("rushcart.app")
@@ -82,10 +82,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         freeze_startup_heap()
         app.state.metrics_registry = registry_for(settings.redis_url, settings.effective_queue_redis_url)
         gauge_task = asyncio.create_task(publish_subscriber_count(state.events))
+        freezer_task = asyncio.create_task(freeze_crowds(state.events))
         try:
             yield
         finally:
             gauge_task.cancel()
+            freezer_task.cancel()
             await close_state(state)
 
     routes: list[Any] = [

@@ -142,3 +142,32 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+# A crowd this large is frozen as it grows (and again at every quarter more).
+CROWD_FREEZE_MIN = 200
+
+
+async def freeze_crowds(hub: EventHub, every: float = 1.0) -> None:
+    """Keep a crowd of subscribers' connections out of the garbage collector's view, as start-up's heap is.
+
+    Each subscriber holds its connection's objects for as long as it watches, and while a crowd
+    arrives the collector's own rule (a full collection whenever the long-lived objects grew by a
+    quarter) walks all of them again and again: with 10,000 watchers connecting, 17 full
+    collections grew from 18 ms to 1.4 s each, pauses every purchase on the process waited out.
+    Frozen at each quarter of growth, a full collection walks only what came since. When the crowd
+    has halved, everything is unfrozen, collected once (what the leavers left in cycles is freed
+    then, at a quiet moment) and frozen again.
+    """
+    frozen_at = 0
+    while True:
+        await asyncio.sleep(every)
+        count = hub.subscriber_count
+        if count >= max(CROWD_FREEZE_MIN, frozen_at + frozen_at // 4 + 1):
+            gc.freeze()
+            frozen_at = count
+        elif frozen_at and count < frozen_at // 2:
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            frozen_at = count
