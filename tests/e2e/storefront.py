@@ -5,13 +5,16 @@ Imports Playwright: import this module only after `browser.missing_reason()` ret
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Error as PlaywrightError
 
 from tests.api import Api
 
@@ -97,6 +100,28 @@ class Storefront:
     async def stored(self, key: str) -> str | None:
         value = await self.page.evaluate("key => localStorage.getItem(key)", key)
         return str(value) if value is not None else None
+
+
+def _remove_screenshots(screenshots: Path, name: str) -> None:
+    for old in screenshots.glob(f"{name}-*.png"):
+        old.unlink()
+
+
+@contextlib.asynccontextmanager
+async def fresh_storefront(browser: Browser, base_url: str, screenshots: Path, name: str) -> AsyncIterator[Storefront]:
+    """The storefront in a fresh browser profile (empty localStorage and cookies), its page errors
+    collected, earlier screenshots of `name` removed and a last one taken at the end."""
+    _remove_screenshots(screenshots, name)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = await context.new_page()
+    store = Storefront(page, base_url, screenshots, name)
+    page.on("pageerror", lambda error: store.errors.append(str(error)))
+    try:
+        yield store
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            await store.screenshot("last")
+        await context.close()
 
 
 async def create_product(staff: Api, marker: str, name: str, *, price_cents: int, stock: int,

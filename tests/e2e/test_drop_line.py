@@ -8,7 +8,6 @@ Playwright for Python or a Chromium executable is missing; screenshots go to tes
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -23,10 +22,9 @@ if _missing:
     pytest.skip(f"browser tests skipped: {_missing}", allow_module_level=True)
 
 from playwright.async_api import Browser, Locator, expect  # noqa: E402
-from playwright.async_api import Error as PlaywrightError  # noqa: E402
 
 from tests.api import Api  # noqa: E402
-from tests.e2e.storefront import Storefront, create_product  # noqa: E402
+from tests.e2e.storefront import Storefront, create_product, fresh_storefront  # noqa: E402
 from tests.resolvers.test_drops import (  # noqa: E402
     END,
     buy,
@@ -48,19 +46,9 @@ expect.set_options(timeout=10_000)
 
 @pytest.fixture
 async def shop(browser: Browser, stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[Storefront]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    page = await context.new_page()
     name = "drop-" + "-".join(request.node.name.removeprefix("test_").split("_")[:4])
-    for old in SCREENSHOTS.glob(f"{name}-*.png"):
-        old.unlink()
-    store = Storefront(page, stack.base_url, SCREENSHOTS, name)
-    page.on("pageerror", lambda error: store.errors.append(str(error)))
-    try:
+    async with fresh_storefront(browser, stack.base_url, SCREENSHOTS, name) as store:
         yield store
-    finally:
-        with contextlib.suppress(PlaywrightError):
-            await store.screenshot("last")
-        await context.close()
 
 
 def panel(shop: Storefront, product: dict[str, Any]) -> Locator:

@@ -6,7 +6,6 @@ Screenshots of each step go to tests/output/e2e/ (under RUSHCART_TEST_OUTPUT whe
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -20,10 +19,9 @@ if _missing:
     pytest.skip(f"browser tests skipped: {_missing}", allow_module_level=True)
 
 from playwright.async_api import Browser, WebSocketRoute, expect  # noqa: E402
-from playwright.async_api import Error as PlaywrightError  # noqa: E402
 
 from tests.api import Api  # noqa: E402
-from tests.e2e.storefront import PASSWORD, Storefront, create_product  # noqa: E402
+from tests.e2e.storefront import PASSWORD, Storefront, create_product, fresh_storefront  # noqa: E402
 from tests.stack import OUTPUT, Stack  # noqa: E402
 
 SCREENSHOTS = OUTPUT / "e2e"
@@ -36,20 +34,10 @@ expect.set_options(timeout=10_000)
 @pytest.fixture
 async def shop(browser: Browser, stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[Storefront]:
     """A fresh browser profile (empty localStorage and cookies) on the storefront."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    page = await context.new_page()
     test_name, _, param = request.node.name.removeprefix("test_").partition("[")
     name = "-".join([*test_name.split("_")[:4], *([param.rstrip("]")] if param else [])])
-    for old in SCREENSHOTS.glob(f"{name}-*.png"):
-        old.unlink()
-    store = Storefront(page, stack.base_url, SCREENSHOTS, name)
-    page.on("pageerror", lambda error: store.errors.append(str(error)))
-    try:
+    async with fresh_storefront(browser, stack.base_url, SCREENSHOTS, name) as store:
         yield store
-    finally:
-        with contextlib.suppress(PlaywrightError):
-            await store.screenshot("last")
-        await context.close()
 
 
 async def refuse_websocket(ws: WebSocketRoute) -> None:
