@@ -24,7 +24,7 @@ from db import keys
 from db.backends import Backends
 from db.enums import OrderStatus
 from db.order_records import OrderRecord
-from db.order_transitions import lock_products, publish_released, publish_status
+from db.order_transitions import lock_products, publish_changes
 from db.payments import apply_waiting_for_orders
 from db.read_replica import mark_written
 from db.scripts import PersistedOrder
@@ -112,9 +112,7 @@ async def persist_orders(backends: Backends, order_ids: Sequence[str]) -> int:
     # Before the Redis copies retire: from here on the customers' history needs these rows.
     await mark_written(backends, [r.customer_id for r in records])
     await finish_in_redis(backends, records)
-    for ref, at_ms in paid:
-        await publish_status(backends, ref, OrderStatus.PAID, at_ms=at_ms)
-    await publish_released(backends, released)
+    await publish_changes(backends, paid, released)
     return len(inserted)
 
 

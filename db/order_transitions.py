@@ -7,11 +7,17 @@ then, it gives the units back to the Redis counters (unless a rebuild already co
 db.stock) and the customer's allowance, and publishes the change. A sweeper racing a cancel, or
 a payment racing expiry, therefore releases stock exactly once; the loser sees zero rows and does
 nothing; a process that dies before its commit releases nothing.
+
+The winner's transaction also writes what the Redis step will do into `status_mirrors` (an outbox,
+migration 0005); the row goes once that step is done. A commit whose reply was lost, or a process
+that died between its commit and the Redis step, leaves the row, and `mirror_owed` (a periodic
+job) does the step a few seconds later: it is idempotent, so doing it twice gives nothing back twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -22,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.backends import Backends
@@ -34,6 +41,8 @@ log = logging.getLogger("rushcart.transitions")
 
 # How long a committed change waits for Redis to come back before its Redis step is given up.
 MIRROR_RETRY_SECONDS = 30.0
+# An outbox row older than this lost its Redis step (the live path takes milliseconds); the sweeper redoes it.
+MIRROR_SWEEP_AGE_SECONDS = 5
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -62,18 +71,103 @@ def epoch_ms(value: datetime) -> int:
     return (value - EPOCH) // timedelta(milliseconds=1)
 
 
-async def publish_status(
+async def publish_changes(
     backends: Backends,
-    ref: OrderRef,
-    status: OrderStatus,
-    reason: CancelReason | None = None,
-    released: Sequence[ReleaseLine] = (),
-    at_ms: int | None = None,
+    paid: Sequence[tuple[OrderRef, int | None]] = (),
+    released: Sequence[Released] = (),
+    concurrency: int = 1,
 ) -> None:
-    """After the commit: note the customer's write for read-your-writes (db.read_replica), then mirror
-    the change into Redis and publish it."""
-    await mark_written(backends, [ref.customer_id])
-    await _mirror_status(backends, ref, status, reason, released, at_ms)
+    """After the commit: note the customers' writes for read-your-writes (db.read_replica), mirror
+    each change into Redis and publish it (`concurrency` at a time), then drop their outbox rows.
+
+    A change whose Redis step fails keeps its row (the error goes to the caller); a row that cannot
+    be dropped (PostgreSQL away again) is only redone by the sweeper, which is harmless."""
+    await mark_written(backends, [ref.customer_id for ref, _ in paid] + [item.ref.customer_id for item in released])
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(ref: OrderRef, status: OrderStatus, reason: CancelReason | None = None,
+                  lines: Sequence[ReleaseLine] = (), at_ms: int | None = None) -> None:
+        async with gate:
+            await _mirror_status(backends, ref, status, reason, lines, at_ms)
+
+    results = await asyncio.gather(
+        *(one(ref, OrderStatus.PAID, at_ms=at_ms) for ref, at_ms in paid),
+        *(one(item.ref, OrderStatus.CANCELLED, item.reason, item.lines, item.at_ms) for item in released),
+        return_exceptions=True,
+    )
+    done = [(ref, OrderStatus.PAID) for ref, _ in paid] + [(item.ref, OrderStatus.CANCELLED) for item in released]
+    mirrored = [change for change, result in zip(done, results, strict=True) if not isinstance(result, BaseException)]
+    try:
+        await _settle(backends, mirrored)
+    except (SQLAlchemyError, OSError):
+        log.warning("could not drop %d mirrored changes from the outbox; the sweeper will redo them",
+                    len(mirrored), exc_info=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def publish_released(backends: Backends, released: Sequence[Released]) -> None:
+    await publish_changes(backends, released=released)
+
+
+async def owe_paid(session: AsyncSession, paid: Sequence[tuple[OrderRef, int]]) -> None:
+    """Inside a payment's transaction: the outbox rows of the orders it made PAID."""
+    await _owe(session, [{"customer_id": ref.customer_id, "order_id": ref.order_id, "status": "PAID",
+                          "cancel_reason": None, "at_ms": at_ms, "lines": []} for ref, at_ms in paid])
+
+
+async def _owe(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO status_mirrors (customer_id, order_id, status, cancel_reason, at_ms, lines) "
+            "SELECT customer_id, order_id, status, cancel_reason, at_ms, lines "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS m(customer_id bigint, order_id uuid, status text, "
+            "cancel_reason text, at_ms bigint, lines jsonb) ON CONFLICT DO NOTHING"
+        ),
+        {"rows": json.dumps(rows)},
+    )
+
+
+async def _settle(backends: Backends, changes: Sequence[tuple[OrderRef, OrderStatus]]) -> None:
+    if not changes:
+        return
+    async with backends.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "DELETE FROM status_mirrors m USING unnest(CAST(:cids AS bigint[]), CAST(:oids AS uuid[]), "
+                "CAST(:statuses AS text[])) AS d(cid, oid, status) "
+                "WHERE m.customer_id = d.cid AND m.order_id = d.oid AND m.status = d.status"
+            ),
+            {"cids": [ref.customer_id for ref, _ in changes], "oids": [ref.order_id for ref, _ in changes],
+             "statuses": [status.value for _, status in changes]},
+        )
+
+
+async def mirror_owed(backends: Backends, older_than_seconds: float = MIRROR_SWEEP_AGE_SECONDS,
+                      batch: int = 500) -> int:
+    """Redo the Redis step of committed changes whose outbox row is older than `older_than_seconds`;
+    returns how many were redone."""
+    async with backends.sessions() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT customer_id, order_id, status, cancel_reason, at_ms, lines FROM status_mirrors "
+                    "WHERE created_at < now() - make_interval(secs => :age) ORDER BY created_at LIMIT :batch"
+                ),
+                {"age": older_than_seconds, "batch": batch},
+            )
+        ).all()
+    paid = [(OrderRef(r.customer_id, str(r.order_id)), int(r.at_ms)) for r in rows if r.status == OrderStatus.PAID]
+    released = [
+        Released(OrderRef(r.customer_id, str(r.order_id)), CancelReason(r.cancel_reason),
+                 [ReleaseLine(int(pid), int(qty), str(epoch)) for pid, qty, epoch in r.lines], int(r.at_ms))
+        for r in rows if r.status == OrderStatus.CANCELLED
+    ]
+    await publish_changes(backends, paid, released)
+    return len(rows)
 
 
 async def _mirror_status(
@@ -106,12 +200,6 @@ async def _mirror_status(
             log.warning("Redis unreachable while mirroring order %s; retrying in %.2fs", ref.order_id, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-
-async def publish_released(backends: Backends, released: Sequence[Released]) -> None:
-    await mark_written(backends, [item.ref.customer_id for item in released])
-    for item in released:
-        await _mirror_status(backends, item.ref, OrderStatus.CANCELLED, item.reason, item.lines, item.at_ms)
 
 
 async def lock_products(session: AsyncSession, product_ids: set[int]) -> None:
@@ -168,11 +256,18 @@ async def cancel_in_session(
         {"ids": pids, "qtys": [returned[p] for p in pids]},
     )
     epochs = await read_epochs(backends.redis, pids)
-    return [
+    released = [
         Released(ref, reason, [ReleaseLine(p, q, epochs[p]) for p, q in per_order[ref.order_id]],
                  at_ms[ref.order_id])
         for ref in winners
     ]
+    await _owe(session, [
+        {"customer_id": item.ref.customer_id, "order_id": item.ref.order_id, "status": "CANCELLED",
+         "cancel_reason": item.reason.value, "at_ms": item.at_ms,
+         "lines": [[line.product_id, line.quantity, line.epoch] for line in item.lines]}
+        for item in released
+    ])
+    return released
 
 
 async def cancel_orders(backends: Backends, refs: Sequence[OrderRef], reason: CancelReason) -> list[OrderRef]:

@@ -20,7 +20,6 @@ in the transaction that inserts it; until then it waits in state `waiting`. Even
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -43,8 +42,8 @@ from db.order_transitions import (
     Released,
     cancel_in_session,
     epoch_ms,
-    publish_released,
-    publish_status,
+    owe_paid,
+    publish_changes,
 )
 
 log = logging.getLogger("rushcart.payments")
@@ -130,6 +129,7 @@ async def _apply_in_session(backends: Backends, session: AsyncSession, event: An
                     {"cid": order.customer_id, "id": order.id},
                 )
             ).scalar_one()
+            await owe_paid(session, [(ref, epoch_ms(paid_at))])
             await _finish(session, event.id, "applied", "paid")
             return Applied("paid", paid=ref, paid_at_ms=epoch_ms(paid_at))
         if order.status == OrderStatus.CANCELLED:
@@ -198,9 +198,7 @@ async def apply_stored_event(backends: Backends, event_id: str) -> str:
 
 async def _publish(backends: Backends, applied: Applied) -> None:
     """After the commit: the order's PAID, or the units a failed payment released."""
-    if applied.paid is not None:
-        await publish_status(backends, applied.paid, OrderStatus.PAID, at_ms=applied.paid_at_ms)
-    await publish_released(backends, applied.released)
+    await _publish_all(backends, [applied])
 
 
 async def event_orders(sessions: async_sessionmaker[AsyncSession], event_ids: Sequence[str]) -> list[tuple[str, str]]:
@@ -263,7 +261,7 @@ async def _apply_group(backends: Backends, event_ids: list[str]) -> dict[str, st
             await session.execute(
                 text("UPDATE payment_events SET state = 'waiting' WHERE id = ANY(:ids)"), {"ids": waiting}
             )
-    await _publish_all(backends, done)
+    await _publish_all(backends, done, PUBLISH_CONCURRENCY)
     return outcomes
 
 
@@ -311,6 +309,8 @@ async def _pay_together(session: AsyncSession, rows: Sequence[Any]) -> dict[str,
                                               paid_at_ms=epoch_ms(order.paid_at))
         for order in changed
     }
+    await owe_paid(session, [(applied.paid, applied.paid_at_ms) for applied in paid.values()
+                             if applied.paid is not None and applied.paid_at_ms is not None])
     await session.execute(
         text("UPDATE payment_events SET state = 'applied', outcome = 'paid', applied_at = now() WHERE id = ANY(:ids)"),
         {"ids": list(paid)},
@@ -318,20 +318,16 @@ async def _pay_together(session: AsyncSession, rows: Sequence[Any]) -> dict[str,
     return paid
 
 
-async def _publish_all(backends: Backends, done: Sequence[Applied]) -> None:
-    """After the group's commit, its changes published side by side rather than one round trip after
-    another: a group changes an order once at most (a success after a failure only flags the refund),
-    so no two of them race."""
-    gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-
-    async def one(applied: Applied) -> None:
-        async with gate:
-            await _publish(backends, applied)
-
-    results = await asyncio.gather(*(one(applied) for applied in done), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+async def _publish_all(backends: Backends, done: Sequence[Applied], concurrency: int = 1) -> None:
+    """After the commit: the orders made PAID and the units failed payments released. A group's
+    changes go out side by side rather than one round trip after another: a group changes an order
+    once at most (a success after a failure only flags the refund), so no two of them race."""
+    await publish_changes(
+        backends,
+        paid=[(applied.paid, applied.paid_at_ms) for applied in done if applied.paid is not None],
+        released=[item for applied in done for item in applied.released],
+        concurrency=concurrency,
+    )
 
 
 async def apply_waiting_for_orders(

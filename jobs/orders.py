@@ -1,4 +1,5 @@
-"""Order jobs: batched persistence, the sweeper for ids nobody enqueued, and expiry."""
+"""Order jobs: batched persistence, the sweeper for ids nobody enqueued, expiry, and the status
+changes whose Redis step was lost."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from redis.exceptions import LockError
 
 from db import buckets, keys
 from db.order_persistence import persist_pending
-from db.order_transitions import expire_due
+from db.order_transitions import expire_due, mirror_owed
 from db.stock import reconcile
 from jobs import runtime
 
@@ -122,6 +123,19 @@ def expire_unpaid_orders() -> int:
 
     async def body(rt: runtime.Runtime) -> int:
         return await expire_due(rt.backends)
+
+    return runtime.run(body)
+
+
+def mirror_owed_changes() -> int:
+    """Finish committed cancellations and payments whose Redis step was lost (a commit whose reply
+    never came, a process that died after its commit): units and allowance go back once."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        redone = await mirror_owed(rt.backends)
+        if redone:
+            log.warning("finished the Redis step of %d committed status changes", redone)
+        return redone
 
     return runtime.run(body)
 

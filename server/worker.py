@@ -36,6 +36,7 @@ def intervals(settings: Settings) -> dict[str, int]:
         "persist_sweep": settings.persist_sweep_seconds,
         "cart_flush": settings.cart_flush_seconds,
         "payment_sweep": settings.persist_sweep_seconds,
+        "mirror_sweep": settings.persist_sweep_seconds,
     }
 
 

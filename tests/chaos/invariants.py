@@ -75,7 +75,8 @@ async def drain(stack: Stack, redis: Any, pg: asyncpg.Pool, sale: Sale | None = 
     """Wait until the stack has finished the sale's work; returns how long that took.
 
     Done means, all at one look: orders:topersist is empty, the orders and payments queues are
-    empty, every live worker is registered and idle, every webhook event of `sale` whose order is
+    empty, every live worker is registered and idle, no committed status change waits for its
+    Redis step (status_mirrors), every webhook event of `sale` whose order is
     in PostgreSQL has left `received`/`waiting`, and `extra()` (a scenario's own condition) holds.
     """
     started = time.monotonic()
@@ -94,6 +95,10 @@ async def drain(stack: Stack, redis: Any, pg: asyncpg.Pool, sale: Sale | None = 
         registered, busy = await asyncio.to_thread(_workers_idle, stack.redis_url, live_pids)
         last["registered, busy"] = (registered, busy)
         if registered < len(live_pids) or busy:
+            return False
+        # A committed change whose Redis step was lost is finished by the sweeper.
+        last["owed mirrors"] = await pg.fetchval("SELECT count(*) FROM status_mirrors")
+        if last["owed mirrors"]:
             return False
         if event_ids:
             last["open events"] = await pg.fetchval(

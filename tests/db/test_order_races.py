@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -57,6 +58,30 @@ async def test_a_repeated_redis_step_after_a_cancel_gives_nothing_back_twice(api
     assert (6, 6) == (await available(api, product), await pg_stock(pg, product))
     again = (await place(client, (product, 5)))["order"]  # the allowance came back once: 5 more, not 9
     assert again is not None and (await place(client, (product, 1)))["order"] is None
+
+
+async def test_a_cancel_whose_redis_step_was_lost_is_finished_by_the_sweeper(api: Api, make_product, pg, state,
+                                                                           wait_persisted) -> None:
+    """A cancel committed without its Redis step (the commit's reply lost, the process gone) gives the
+    units and the allowance back once, a few seconds later, through the worker's sweeper."""
+    product = await make_product(stock=6, max_per_customer=5)
+    client = await buyer(api)
+    order = (await place(client, (product, 4)))["order"]
+    await wait_persisted([order["id"]])
+    me = int((await client("{ me { id } }"))["me"]["id"])
+    async with state.backends.sessions() as session, session.begin():
+        await cancel_in_session(state.backends, session, [OrderRef(me, order["id"])], CancelReason.CUSTOMER)
+    assert (2, 6) == (await available(api, product), await pg_stock(pg, product))
+
+    async def finished() -> bool:
+        return await available(api, product) == 6 and not await pg.fetchval(
+            "SELECT count(*) FROM status_mirrors WHERE order_id = $1", uuid.UUID(order["id"]))
+
+    await eventually(finished, timeout=30, message="the sweeper to finish the cancel's Redis step")
+    again = (await place(client, (product, 5)))["order"]  # the allowance came back once: 5 more, not 9
+    assert again is not None and (await place(client, (product, 1)))["order"] is None
+    status = await client("query($id: ID!) { order(id: $id) { status cancelReason } }", id=order["id"])
+    assert {"status": "CANCELLED", "cancelReason": "CUSTOMER"} == status["order"]
 
 
 async def test_cancel_racing_persistence_releases_once(api: Api, make_product, pg, state, redis) -> None:
