@@ -45,6 +45,10 @@ log = logging.getLogger("rushcart.drops")
 
 # Least time between two state messages of a drop (a listener needs one a second, not one per admission).
 PUBLISH_INTERVAL_MS = 1000
+# A process' listeners of one line take its state messages at most this often, the newest, and never
+# more than one delivery at a time: every message carries the whole state, so one a crowd is not yet
+# through is replaced by the next rather than queued behind it (db.events, conflated channels).
+LISTEN_MIN_INTERVAL_SECONDS = 0.1
 # Admissions one advance may make, so one script call stays short whatever the backlog.
 MAX_ADMIT_PER_CALL = 500
 # How often each API process advances every live drop.
@@ -202,12 +206,16 @@ class DropLine:
         raise RuntimeError("a drop's policy keeps going missing from Redis")
 
     async def advance(self, drop: DropRecord, shopper: str | None = None) -> tuple[DropState, Place]:
+        # The units live on the products' slots, not the line's, so they are read outside the script;
+        # the passes used until then are read first, so the script can tell which purchases the
+        # figure may miss (db/lua/drop_advance.lua).
+        used_before = int(await self._redis.hget(keys.drop_state(drop.id), "used") or 0)
         units = await self.units_left(drop)
         for _ in range(2):
             try:
                 advanced = await self._scripts.drop_advance(
-                    drop.id, units_left=units, publish_interval_ms=PUBLISH_INTERVAL_MS, shopper=shopper,
-                    max_admit=MAX_ADMIT_PER_CALL,
+                    drop.id, units_left=units, used_before=used_before, publish_interval_ms=PUBLISH_INTERVAL_MS,
+                    shopper=shopper, max_admit=MAX_ADMIT_PER_CALL,
                 )
                 return DropState.of(advanced), Place.of(advanced)
             except DropMissing:

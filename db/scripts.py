@@ -554,15 +554,17 @@ class Scripts:
         raise _unexpected("drop_join", status)
 
     async def drop_advance(
-        self, drop_id: int, *, units_left: int, publish_interval_ms: int, shopper: str | None, max_admit: int,
+        self, drop_id: int, *, units_left: int, used_before: int, publish_interval_ms: int, shopper: str | None,
+        max_admit: int,
     ) -> DropAdvanced:
         """Expire passes, admit whom the policy and the units left allow, publish the state if due,
-        and read `shopper`'s place (db/lua/drop_advance.lua)."""
+        and read `shopper`'s place (db/lua/drop_advance.lua). `used_before`: the passes used by the
+        time `units_left` was read (DropState.used, read first)."""
         status, v = await self._run(
             "drop_advance",
             [keys.drop_conf(drop_id), keys.drop_line(drop_id), keys.drop_state(drop_id), keys.drop_passes(drop_id),
              keys.drop_taken(drop_id), keys.drop_spent(drop_id)],
-            [units_left, keys.drop_channel(drop_id), publish_interval_ms, shopper or "", max_admit],
+            [units_left, keys.drop_channel(drop_id), publish_interval_ms, shopper or "", max_admit, used_before],
         )
         if status == "MISSING":
             raise DropMissing()

@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from db import keys
-from db.drop_line import DropState, LineView, Place, customer_shopper, guest_shopper, line_view
+from db.drop_line import (
+    LISTEN_MIN_INTERVAL_SECONDS,
+    DropState,
+    LineView,
+    Place,
+    customer_shopper,
+    guest_shopper,
+    line_view,
+)
 from db.drops import DropRecord, NewDrop
 from db.enums import DropLineStatus
 from db.errors import DropNotFound, InvalidInput, NotAuthenticated
@@ -158,7 +166,7 @@ async def follow(ctx: RequestContext, id_: str) -> AsyncIterator[LineView]:
     record = await _live_drop(ctx, id_)
     who = await place_holder(ctx, record)
     line = ctx.state.drop_line
-    listener = await ctx.state.events.listen(keys.drop_channel(record.id))
+    listener = await ctx.state.events.listen(keys.drop_channel(record.id), LISTEN_MIN_INTERVAL_SECONDS)
     try:
         state = await line.shared_state(record)
         place = await line.place(record, who, state.started)

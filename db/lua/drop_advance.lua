@@ -7,7 +7,9 @@
 --    the rate's token bucket (ARGV rate a second, at most one second's worth saved up),
 --    max_active passes outstanding at once,
 --    the units left: no pass while the passes out, each taking up to per_buyer units, already
---    cover every unit left (it resumes when units come back),
+--    cover every unit left (it resumes when units come back). The units were read before this
+--    call: a pass used since then (its order reserved before the figure was read, or after) is
+--    counted as still out, so a purchase in between is never offered again,
 --    and at most ARGV[5] in one call.
 -- 3. Publish the drop's state when it changed, at most once per ARGV[3] ms, but at once when the
 --    drop sells out or gets units back.
@@ -16,6 +18,7 @@
 -- (all drop:{dN}:...)
 -- ARGV[1] units left (the drop's products' available stock)   ARGV[2] the drop's channel
 -- ARGV[3] least ms between two state messages   ARGV[4] shopper ('' for none)   ARGV[5] most admitted per call
+-- ARGV[6] the state's `used` count read before the units were
 -- Returns {'MISSING'} | {'OK', now_ms, started, ended, admitted, outstanding, line length, units left,
 -- used, expired, rank (-1 not in line), pass expiry ('' none), spent ('' none)}.
 local c = redis.call('HMGET', KEYS[1], 'starts_ms', 'rate', 'max_active', 'pass_ttl_ms', 'per_buyer', 'ended')
@@ -56,7 +59,8 @@ if not ended then
     if c[3] ~= '' then
       k = math.min(k, tonumber(c[3]) - outstanding)
     end
-    k = math.min(k, math.ceil(units / tonumber(c[5])) - outstanding, tonumber(ARGV[5]))
+    local used_since = math.max(0, used - tonumber(ARGV[6]))
+    k = math.min(k, math.ceil(units / tonumber(c[5])) - outstanding - used_since, tonumber(ARGV[5]))
     if k > 0 then
       local expiry = now_ms + tonumber(c[4])
       for _, shopper in ipairs(redis.call('ZRANGE', KEYS[2], admitted, admitted + k - 1)) do

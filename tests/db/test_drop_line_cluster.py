@@ -62,7 +62,8 @@ def _drops_on_three_shards(client: RedisCluster) -> list[int]:
 
 async def _admitted(scripts: Scripts, drop_id: int, shopper: str) -> None:
     deadline = time.monotonic() + 10
-    while (await scripts.drop_advance(drop_id, units_left=10, publish_interval_ms=0, shopper=shopper,
+    while (await scripts.drop_advance(drop_id, units_left=10, used_before=0, publish_interval_ms=0,
+                                      shopper=shopper,
                                       max_admit=100)).pass_expires_ms is None:
         assert time.monotonic() < deadline, f"{shopper} was never admitted to drop {drop_id}"
         await asyncio.sleep(0.02)
@@ -113,7 +114,8 @@ async def test_a_lines_state_message_arrives_on_sharded_pub_sub(client: RedisClu
         await pubsub.ssubscribe(channel)
         node = client.get_node_from_key(channel)
         await scripts.drop_join(drop_id, "c:1", 0.5)
-        await scripts.drop_advance(drop_id, units_left=10, publish_interval_ms=0, shopper=None, max_admit=100)
+        await scripts.drop_advance(drop_id, units_left=10, used_before=0, publish_interval_ms=0, shopper=None,
+                                   max_admit=100)
         message = await _next_message(pubsub, node)
         assert channel == message["channel"].decode()
         assert "admitted" in json.loads(message["data"])

@@ -286,6 +286,32 @@ async def test_shoppers_who_cannot_be_reached_are_told_and_the_line_moves_when_u
     await eventually(lambda: _has(statuses, "ADMITTED", 1), timeout=15, message="the line to move again")
 
 
+async def test_a_purchase_made_while_the_line_moves_is_not_offered_again(state, api: Api, staff: Api,
+                                                                         make_product) -> None:
+    """An advance working from a units figure read just before a pass holder bought (another process'
+    tick, a join) admits nobody for those units: never more passes out than units."""
+    product = await make_product(stock=2)
+    shoppers = await customers(api, 4)
+    drop = await create_drop(staff, [product], starts_in=2, maxActive=10, passTtlSeconds=60)
+    for shopper in shoppers:
+        await join(shopper, drop)
+    await wait_started(drop)
+
+    async def statuses() -> list[str]:
+        return [(await line(s, drop))["status"] for s in shoppers]
+
+    await eventually(lambda: _has(statuses, "ADMITTED", 2), timeout=15, message="two passes")
+    holder = next(s for s, st in zip(shoppers, await statuses(), strict=True) if st == "ADMITTED")
+    record = await state.drop_line.drop(int(drop["id"]))
+    used_before = int(await state.backends.redis.hget(keys.drop_state(record.id), "used") or 0)
+    units_before = await state.drop_line.units_left(record)
+    assert [] == (await buy(holder, product))["errors"]
+    advanced = await state.backends.scripts.drop_advance(record.id, units_left=units_before, used_before=used_before,
+                                                         publish_interval_ms=0, shopper=None, max_admit=100)
+    assert (2, 1, 1) == (advanced.admitted, advanced.outstanding, advanced.used)
+    assert ["ADMITTED", "PURCHASED"] == sorted(st for st in await statuses() if st in ("ADMITTED", "PURCHASED"))
+
+
 async def _has(statuses: Any, status: str, count: int) -> bool:
     return (await statuses()).count(status) == count
 
