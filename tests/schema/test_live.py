@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import graphql.execution.executor
 import pytest
 import strawberry
 from graphql import GraphQLError
@@ -81,6 +82,15 @@ class Subscription:
                     raise OrderNotFound("this order went away")
                 event = Event(n=n)
                 yield Shared(n, event) if info.context["shared"] else event  # type: ignore[misc]
+
+    @strawberry.subscription
+    async def mine(self, info: strawberry.Info, upto: int) -> AsyncGenerator[Event, None]:
+        """Events whose results are each subscriber's own (as a shopper's place in a line is)."""
+        CALLS["mine"] += 1
+        me = CALLS["mine"]
+        for n in range(upto):
+            event = Event(n=n)
+            yield Shared((me, n), event) if info.context["shared"] else event  # type: ignore[misc]
 
 
 def make_schema(shared: bool) -> strawberry.Schema:
@@ -151,6 +161,29 @@ async def test_each_event_runs_once_per_operation_and_variables() -> None:
     reference = make_schema(False)
     await asyncio.gather(*[_stream(reference, text, variables) for _ in range(SUBSCRIBERS)])
     assert EVENTS * SUBSCRIBERS == CALLS["double"]
+
+
+async def test_each_subscribers_own_events_reuse_the_fields_collected_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events that differ per subscriber are executed for each, with the same answers, but the fields
+    they select are collected once for the operation, not once per event and subscriber."""
+    collected: Counter[str] = Counter()
+    collect = graphql.execution.executor.collect_subfields
+
+    def counting(*args: Any) -> Any:
+        collected["subfields"] += 1
+        return collect(*args)
+
+    monkeypatch.setattr(graphql.execution.executor, "collect_subfields", counting)
+    text = "subscription($u: Int!) { mine(upto: $u) { n double } }"
+    runs = []
+    for schema in (make_schema(False), make_schema(True)):
+        CALLS.clear()
+        collected.clear()
+        streams = await asyncio.gather(*[_stream(schema, text, {"u": EVENTS}) for _ in range(SUBSCRIBERS)])
+        runs.append((streams, CALLS["double"], collected["subfields"]))
+    (reference, reference_calls, reference_collected), (live, live_calls, live_collected) = runs
+    assert (reference, EVENTS * SUBSCRIBERS, EVENTS * SUBSCRIBERS) == (live, live_calls, reference_collected)
+    assert (reference_calls, 1) == (EVENTS * SUBSCRIBERS, live_collected)
 
 
 @pytest.mark.parametrize("message", [
