@@ -24,10 +24,13 @@ Fan-out never holds up the rest of the process. Waking a listener schedules its 
 work on the event loop; waking ten thousand at once would queue ten thousand steps ahead of a
 purchase that arrives a moment later. A channel with more than FANOUT_BATCH listeners is
 therefore delivered by one background task, FANOUT_BATCH listeners per turn of the loop, so
-other work interleaves with a crowd's delivery, and after each batch the task rests twice as long
-as the batch took, so a crowd's delivery takes at most a third of the loop however little CPU the
+other work interleaves with a crowd's delivery, and while the process serves requests (one came
+within the last BUSY_SECONDS, see note_request) the task rests after each batch twice as long as
+the batch took, so a crowd's delivery takes at most a third of the loop however little CPU the
 process gets (a purchase then waits for one batch at most; the crowd waits three times as
-long). A channel may also be conflated: its listeners then get at most one event per
+long). With nothing but watchers on the process, the rest would only delay them: the crowd is
+then delivered at full speed, still a batch per turn of the loop. A channel may also be
+conflated: its listeners then get at most one event per
 `min_interval`, the newest, decided once for all of them (stock figures during a sale: the crowd
 wants the latest number, not every step). A conflated channel
 has at most one delivery under way: when a crowd takes longer to reach than `min_interval`, the
@@ -61,6 +64,8 @@ REVOKED: dict[str, Any] = {"revoked": True}
 # Listeners woken per turn of the event loop. Each wakes one subscriber's step (a few tens of µs),
 # so a purchase on the same process waits at most a few ms behind a crowd's delivery.
 FANOUT_BATCH = 16
+# A process that answered a request this recently is serving buyers: the fan-out leaves them room.
+BUSY_SECONDS = 1.0
 
 
 class Listener:
@@ -129,6 +134,11 @@ class EventHub:
         self._outbox: deque[tuple[_Channel, list[Listener], dict[str, Any]]] = deque()
         self._outbox_ready = asyncio.Event()
         self._fanout_task: asyncio.Task[None] | None = None
+        self._last_request = float("-inf")
+
+    def note_request(self) -> None:
+        """A request other than a subscription's event is being served (see the module's docstring)."""
+        self._last_request = time.monotonic()
 
     def watch(self, channel: str, callback: Callable[[dict[str, Any] | None], None]) -> None:
         """Call `callback(event)` for every event on `channel` for the life of the hub, and
@@ -244,11 +254,14 @@ class EventHub:
                         listener.push(event)
                     # Let the woken subscribers and everything else queued run before the next batch.
                     await asyncio.sleep(0)
-                    # Then rest twice as long: a crowd's delivery takes at most a third of the loop,
-                    # so a purchase arriving meanwhile waits for one batch at most, however little
-                    # CPU the process gets (a rest as long as the batch still added ~10 ms to the
-                    # median purchase on a loaded machine; tests/server/test_live_fanout.py).
-                    await asyncio.sleep(2 * (time.monotonic() - began))
+                    # Then, while requests are being served, rest twice as long: a crowd's delivery
+                    # takes at most a third of the loop, so a purchase arriving meanwhile waits for
+                    # one batch at most, however little CPU the process gets (a rest as long as the
+                    # batch still added ~10 ms to the median purchase on a loaded machine;
+                    # tests/server/test_live_fanout.py).
+                    now = time.monotonic()
+                    if now - self._last_request < BUSY_SECONDS:
+                        await asyncio.sleep(2 * (now - began))
                 if state.busy:
                     state.busy = False
                     self._schedule_held(state)

@@ -120,6 +120,7 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        request.app.state.rushcart.events.note_request()
         media_type = negotiate(request.headers.get("accept"))
         try:
             response = await self._answer(request, receive, media_type)

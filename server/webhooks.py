@@ -142,6 +142,7 @@ async def receive(state: AppState, secret: str, body: bytes, signature: str | No
 
 async def payment_webhook(request: Request) -> Response:
     state: AppState = request.app.state.rushcart
+    state.events.note_request()
     secret: str = request.app.state.settings.payment_webhook_secret
     try:
         body = await _read_body(request)
