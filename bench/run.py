@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drop-watch-seconds", type=float, default=10, help="seconds of position updates collected")
     p.add_argument("--persistence-orders", type=int, default=5000,
                    help="orders persisted batched and then one transaction each, after the variants (0: skip)")
-    p.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
+    p.add_argument("--appendfsync", choices=("everysec", "always"), default="always",
                    help="the state Redis' AOF fsync policy: always loses no acknowledged write to a machine crash")
     p.add_argument("--seed", type=int, default=0, help="random seed of the load (0: a fresh one, kept in the JSON)")
     p.add_argument("--data-dir", type=Path,

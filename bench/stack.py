@@ -120,7 +120,7 @@ class BenchStack:
             "DROP_JOINS_PER_MINUTE": "10000000",
         }
 
-    def start_storage(self, appendfsync: str = "everysec") -> None:
+    def start_storage(self, appendfsync: str = "always") -> None:
         """Fresh database, empty Redis (AOF fsync policy `appendfsync`), migrations applied."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._reap_stale_children()

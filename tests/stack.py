@@ -185,7 +185,7 @@ class Stack:
         # The process is gone; a stale pid file would make the next start signal whoever has its pid now.
         self.redis_server.pidfile.unlink(missing_ok=True)
 
-    def start_redis(self, appendfsync: str = "everysec") -> None:
+    def start_redis(self, appendfsync: str = "always") -> None:
         """Start the embedded Redis again on the same port; it loads its AOF before answering PING."""
         assert self.redis_server is not None, "Redis is not embedded (REDIS_URL is set)"
         if self.redis_server.process is not None and self.redis_server.process.poll() is None:

@@ -67,7 +67,7 @@ async def sale_through_redis_crash(stack: Stack, buyers: list[Buyer], products: 
         supervising.set()
         restarted_workers = await supervisor
         with contextlib.suppress(RedisError):  # not to hide why the sale failed, if Redis is still down
-            await redis.config_set("appendfsync", "everysec")
+            await redis.config_set("appendfsync", "always")
     drained = await drain(stack, redis, pg, sale)
     # "reconcile", not "exact": a worker restarted mid-sale runs the reconciler at once, which can take
     # units held by a batch committed just before Redis went away off sale (see test_reconciler_after_crash).
