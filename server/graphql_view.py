@@ -120,7 +120,6 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
-        request.app.state.rushcart.events.note_request()
         media_type = negotiate(request.headers.get("accept"))
         try:
             response = await self._answer(request, receive, media_type)
@@ -175,12 +174,15 @@ class RushcartGraphQL(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | None) -> RequestContext:  # type: ignore[override]
         state: AppState = request.app.state.rushcart
+        websocket = isinstance(request, WebSocket)
+        if not websocket:
+            state.events.note_request()  # the fan-out leaves room for it (db.events)
         return RequestContext(
             state,
             headers=request.headers,
             cookies=request.cookies,
             response=response,
-            websocket=isinstance(request, WebSocket),
+            websocket=websocket,
             client=request.client.host if request.client else None,
         )
 
