@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import threading
 
 import redis
@@ -40,6 +43,32 @@ def intervals(settings: Settings) -> dict[str, int]:
     }
 
 
+# How long a stopping worker waits for RQ's scheduler process before killing it.
+SCHEDULER_STOP_SECONDS = 5.0
+
+
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker, stopping its scheduler process within SCHEDULER_STOP_SECONDS.
+
+    RQ forks the scheduler and the child installs its own signal handlers only once it runs; a
+    SIGTERM that reaches it before then runs the worker's inherited handler instead, which only asks
+    the child's copy of the worker to stop, so the child never ends and RQ's stop_scheduler waits
+    for it forever: the worker ignores its own SIGTERM. The child holds no job (its work, moving
+    scheduled jobs to their queues, is repeated by the next scheduler), so killing it is safe."""
+
+    def stop_scheduler(self) -> None:
+        process = self.scheduler._process if self.scheduler else None
+        if process is None or not process.pid:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            log.warning("RQ's scheduler process did not stop on SIGTERM; killing it")
+            process.kill()
+            process.join()
+
+
 def _run_cron(scheduler: CronScheduler, stop: threading.Event) -> None:
     # CronScheduler.start() wants the main thread for its signal handlers; the worker has that,
     # so this thread drives the same scheduler through its public steps instead.
@@ -73,7 +102,7 @@ def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = Tru
         if scheduler.get_jobs():
             cron_thread = threading.Thread(target=_run_cron, args=(scheduler, stop), daemon=True)
             cron_thread.start()
-    worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
+    worker = Worker([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
     try:
         worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:
