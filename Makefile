@@ -34,14 +34,19 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The chaos scenarios kill and restart services, so they run after the suite with a stack of their own;
-# then the order, payment and persistence tests again, the services behind a real PgBouncer.
+# then the order, payment and persistence tests again, the services behind a real PgBouncer; then the
+# buying tests and the API crash again with every order reserved in steps, as on a cluster.
 PGBOUNCER_TESTS = tests/server/test_pooler.py tests/resolvers/test_orders.py tests/jobs/test_order_persistence.py \
 	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_payment_groups.py \
+	tests/db/test_order_races.py
+STEPS_TESTS = tests/resolvers/test_orders.py tests/resolvers/test_carts.py tests/resolvers/test_drops.py \
 	tests/db/test_order_races.py
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
 	RUSHCART_TEST_POOLER=pgbouncer $(BIN)/pytest $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
+	RESERVE_IN_STEPS=true $(BIN)/pytest $(STEPS_TESTS) $(PYTEST_ARGS)
+	RESERVE_IN_STEPS=true $(BIN)/pytest tests/chaos/test_api_crash.py -m chaos $(PYTEST_ARGS)
 
 chaos: $(STAMP)
 	CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)

@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     DROP_NOT_FOUND = "DROP_NOT_FOUND"
     NOT_YOUR_TURN = "NOT_YOUR_TURN"
+    TRY_AGAIN = "TRY_AGAIN"
 
 
 class DropLineStatus(StrEnum):

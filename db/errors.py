@@ -125,3 +125,8 @@ class DropNotFound(RushcartError):
 class NotYourTurn(RushcartError):
     code = ErrorCode.NOT_YOUR_TURN
     default_message = "this product is sold through a waiting line; wait for your turn"
+
+
+class TryAgain(RushcartError):
+    code = ErrorCode.TRY_AGAIN
+    default_message = "the request could not be completed now and nothing was done; send it again"

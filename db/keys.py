@@ -43,6 +43,18 @@ State Redis (never evicts, AOF on):
                            wrote the customer's orders; the order history reads a replica only once it
                            has replayed that far (db.read_replica). Set only with DATABASE_READ_URL.
                            TTL 10 min.
+    Reservations in steps (a cluster: db.reservation), each step on its own slot:
+    reserving:{b<n>}:<oid>   hash: customer_id, lines (JSON [[pid, qty], ...]), state RESERVING or
+                           UNDOING (the sweeper undoes it), lock (the idempotency lock's name). From
+                           the first step to the commit or the undo. TTL 1 day (the sweeper ends it
+                           within seconds of its deadline).
+    orders:reserving:{b<n>}  zset: ids of the bucket's reservations under way, scored by the time by
+                           which each must be committed (ms); the sweeper undoes those past it.
+    idem:{b<n>}:<cid>:<key>:busy  the id of the reservation under way for an idempotency key, so a
+                           second request with the key is told it is busy. TTL the deadline.
+    stock:taken:{p<pid>}:<oid>  "<qty>|<epoch>" once a reservation's line took units of pid under that
+                           rebuild epoch, "undone" once they went back (or before they were taken: a
+                           late take then takes nothing). TTL 1 day.
     persist:pending:{b<n>} set while a persistence job for the bucket is queued, so a burst enqueues
                            one job. TTL 5 s.
     persist:lock:{b<n>}    held by the one job draining the bucket's orders:topersist. TTL 10 s,
@@ -202,6 +214,22 @@ def all_orders_to_persist() -> list[tuple[str, str]]:
     """Every to-persist queue with the lock of its drainer, the buckets' first, the old global one last."""
     return [*((orders_to_persist(b), persist_lock(b)) for b in range(buckets.count())),
             (LEGACY_ORDERS_TO_PERSIST, LEGACY_PERSIST_LOCK)]
+
+
+def idempotency_lock(customer_id: int, key: str) -> str:
+    return idempotency(customer_id, key) + ":busy"
+
+
+def reserving(order_id: str) -> str:
+    return f"reserving:{_order(order_id)}"
+
+
+def orders_reserving(bucket: int) -> str:
+    return f"orders:reserving:{_bucket(bucket)}"
+
+
+def stock_taken(product_id: int | str, order_id: str) -> str:
+    return f"stock:taken:{_product(product_id)}:{order_id}"
 
 
 def persist_pending(bucket: int) -> str:

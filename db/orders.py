@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Sequence
@@ -14,7 +15,14 @@ from db import buckets, keys
 from db.backends import Backends
 from db.drop_line import DropLine, customer_shopper
 from db.enums import CancelReason, OrderStatus
-from db.errors import IdempotencyKeyReused, NotYourTurn, OrderNotCancellable, OrderNotFound, ProductNotFound
+from db.errors import (
+    IdempotencyKeyReused,
+    NotYourTurn,
+    OrderNotCancellable,
+    OrderNotFound,
+    ProductNotFound,
+    TryAgain,
+)
 from db.order_lifecycle import cancel_order
 from db.order_records import (
     ORDER_COLUMNS,
@@ -26,7 +34,17 @@ from db.order_records import (
 )
 from db.order_transitions import OrderRef
 from db.read_replica import Reads
-from db.scripts import AllowanceMissing, CheckoutCart, PassNeeded, PassRefused, Replayed, ReserveLine, StockMissing
+from db.reservation import reserve_when_free
+from db.scripts import (
+    AllowanceMissing,
+    CheckoutCart,
+    PassNeeded,
+    PassRefused,
+    Replayed,
+    ReservationUndone,
+    ReserveLine,
+    StockMissing,
+)
 from db.stock import StockCounters
 from db.values import as_text
 
@@ -54,7 +72,7 @@ class Orders:
 
     def __init__(
         self, backends: Backends, stock: StockCounters, payment_ttl_seconds: int, reads: Reads | None = None,
-        line: DropLine | None = None,
+        line: DropLine | None = None, in_steps: bool = False,
     ) -> None:
         self._backends = backends
         self._redis = backends.redis
@@ -66,6 +84,9 @@ class Orders:
         self._reads = reads or Reads(backends.sessions, None, backends.redis)
         # Products of a live drop are sold only to shoppers holding a pass (db.drop_line).
         self._line = line
+        # On a cluster an order's products and its customer are on different shards: the reservation
+        # runs in steps (db.reservation) instead of one script call.
+        self._in_steps = in_steps
 
     # Allowances ------------------------------------------------------------------------------
 
@@ -129,10 +150,16 @@ class Orders:
         holders = list(shoppers) or [customer_shopper(customer_id)]
         taken: dict[int, str] = {}
         made = False
+        reserve = self._scripts.order_reserve
+        if self._in_steps:
+            reserve = functools.partial(reserve_when_free, scripts=self._scripts)
         try:
-            for _ in range(8):
+            for attempt in range(8):
+                if attempt and self._in_steps:
+                    # A reservation in steps that stopped was undone under its id: the next is a new one.
+                    order_id = new_order_id(customer_id)
                 try:
-                    reply = await self._scripts.order_reserve(
+                    reply = await reserve(
                         customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
                         fingerprint=fingerprint(lines, checkout=cart is not None),
                         lines=[ReserveLine(pid, qty) for pid, qty in lines],
@@ -142,6 +169,8 @@ class Orders:
                         cart=cart,
                         drop_passes=sorted(taken),
                     )
+                except ReservationUndone:
+                    continue
                 except AllowanceMissing:
                     await self.load_allowance(customer_id)
                     continue
@@ -165,6 +194,8 @@ class Orders:
                     idempotency_key=idempotency_key,
                 )
                 return Reservation(record, enqueue_persistence=reply.enqueue_persistence)
+            if self._in_steps:
+                raise TryAgain("the reservation did not finish in time and was undone; send it again")
             raise RuntimeError("reservation kept finding missing state in Redis")
         finally:
             if taken:

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -93,6 +93,16 @@ class DropMissing(StateMissing):
     """A drop's policy (drop:{dN}:conf) is not in Redis."""
 
 
+class ReservationBusy(Exception):
+    """Another reservation with the same idempotency key is under way (in steps): its outcome decides
+    whether this one replays its order or goes ahead."""
+
+
+class ReservationUndone(Exception):
+    """A reservation in steps was undone by the sweeper before it was committed (it took too long);
+    nothing of it is left, and the caller may start again under a new order id."""
+
+
 @dataclass(frozen=True)
 class ReserveLine:
     product_id: int
@@ -116,6 +126,27 @@ class Reserved:
     currency: str
     lines: list[tuple[int, int, int]]  # product id, quantity, unit price (cents)
     enqueue_persistence: bool  # no persistence job was pending: the caller enqueues one
+
+
+@dataclass(frozen=True)
+class TakenLine:
+    """A line whose units a product's step took, with the sale facts it read there."""
+
+    product_id: int
+    quantity: int
+    price_cents: int
+    currency: str
+    limit: str  # max per customer, '' for none
+
+
+@dataclass(frozen=True)
+class StaleReservation:
+    """A reservation in steps past its deadline, claimed by the sweeper to be undone."""
+
+    order_id: str
+    product_ids: list[int]  # empty when its note was gone
+    customer_id: int | None  # None when its note was gone
+    lock: str  # the name of its idempotency key's lock ('' when its note was gone)
 
 
 @dataclass(frozen=True)
@@ -184,6 +215,44 @@ def _reply(raw: Any) -> tuple[str, list[Any]]:
 
 def _unexpected(script: str, status: str) -> RuntimeError:
     return RuntimeError(f"{script} answered {status}")
+
+
+def _reserved(total: Any, currency: Any, enqueue: Any, lines_json: Any) -> Reserved:
+    return Reserved(
+        total_cents=int(total),
+        currency=as_text(currency),
+        lines=[(int(p), int(q), int(u)) for p, q, u in json.loads(as_text(lines_json))],
+        enqueue_persistence=int(enqueue) == 1,
+    )
+
+
+def _refuse(script: str, status: str, values: list[Any], max_total_cents: int = 0) -> NoReturn:
+    """Raise what a reservation's refusal means (order_reserve.lua and the steps it is made of)."""
+    if status == "IDEM_MISMATCH":
+        raise IdempotencyKeyReused()
+    if status == "BUSY":
+        raise ReservationBusy()
+    if status == "NO_ALLOWANCE":
+        raise AllowanceMissing()
+    if status == "MISSING":
+        raise StockMissing(int(as_text(values[0])))
+    if status == "CART_CHANGED":
+        raise CartChanged()
+    if status == "NEEDS_PASS":
+        raise PassNeeded(int(as_text(values[0])), int(as_text(values[1])))
+    if status == "OUT_OF_STOCK":
+        pid, left = int(as_text(values[0])), int(values[1])
+        raise OutOfStock(f"only {left} left of product {pid}", product_id=pid, available=left)
+    if status == "LIMIT":
+        pid, left = int(as_text(values[0])), int(values[1])
+        raise PurchaseLimitExceeded(f"you may buy {left} more of product {pid}", product_id=pid, available=left)
+    if status == "CURRENCY":
+        raise InvalidInput("all lines of an order must share one currency", field="lines",
+                           product_id=int(as_text(values[0])))
+    if status == "TOO_LARGE":
+        raise InvalidInput(f"an order's total may be at most {max_total_cents} cents; this one is "
+                           f"{int(values[0])}", field="lines")
+    raise _unexpected(script, status)
 
 
 class Scripts:
@@ -260,37 +329,127 @@ class Scripts:
             total, currency, enqueue, lines_json, *owed = values
             if owed:
                 self.owed_stock.owe(int(pid) for pid in owed)
-            return Reserved(
-                total_cents=int(total),
-                currency=as_text(currency),
-                lines=[(int(p), int(q), int(u)) for p, q, u in json.loads(as_text(lines_json))],
-                enqueue_persistence=int(enqueue) == 1,
-            )
+            return _reserved(total, currency, enqueue, lines_json)
         if status == "REPLAY":
             return Replayed(as_text(values[0]))
-        if status == "IDEM_MISMATCH":
-            raise IdempotencyKeyReused()
-        if status == "NO_ALLOWANCE":
-            raise AllowanceMissing()
-        if status == "MISSING":
-            raise StockMissing(int(as_text(values[0])))
-        if status == "CART_CHANGED":
-            raise CartChanged()
-        if status == "NEEDS_PASS":
-            raise PassNeeded(int(as_text(values[0])), int(as_text(values[1])))
-        if status == "OUT_OF_STOCK":
-            pid, left = int(as_text(values[0])), int(values[1])
-            raise OutOfStock(f"only {left} left of product {pid}", product_id=pid, available=left)
-        if status == "LIMIT":
-            pid, left = int(as_text(values[0])), int(values[1])
-            raise PurchaseLimitExceeded(f"you may buy {left} more of product {pid}", product_id=pid, available=left)
-        if status == "CURRENCY":
-            raise InvalidInput("all lines of an order must share one currency", field="lines",
-                               product_id=int(as_text(values[0])))
-        if status == "TOO_LARGE":
-            raise InvalidInput(f"an order's total may be at most {max_total_cents} cents; this one is "
-                               f"{int(values[0])}", field="lines")
-        raise _unexpected("order_reserve", status)
+        _refuse("order_reserve", status, values, max_total_cents)
+
+    # A reservation in steps (a cluster; db.reservation): the same checks and writes as order_reserve,
+    # a product's on its slot and the order's on its bucket's.
+
+    async def order_begin(self, *, customer_id: int, order_id: str, idempotency_key: str, fingerprint: str,
+                          lines: Sequence[ReserveLine], deadline_ms: int, lock_ttl_seconds: int,
+                          note_ttl_seconds: int, cart: CheckoutCart | None = None) -> Replayed | None:
+        """The first step (db/lua/order_begin.lua): None when the reservation may go on."""
+        script_keys = [keys.idempotency(customer_id, idempotency_key),
+                       keys.idempotency_lock(customer_id, idempotency_key), keys.allowance(customer_id),
+                       keys.reserving(order_id), keys.orders_reserving(buckets.of_customer(customer_id))]
+        if cart is not None:
+            script_keys.append(keys.cart(cart.owner))
+        status, values = await self._run("order_begin", script_keys, [
+            customer_id, order_id, fingerprint, deadline_ms,
+            json.dumps([[line.product_id, line.quantity] for line in lines]),
+            "" if cart is None else cart.version, lock_ttl_seconds, note_ttl_seconds,
+        ])
+        if status == "OK":
+            return None
+        if status == "REPLAY":
+            return Replayed(as_text(values[0]))
+        _refuse("order_begin", status, values)
+
+    async def stock_take(self, *, order_id: str, line: ReserveLine, drop_passes: Sequence[int],
+                         mark_ttl_seconds: int) -> TakenLine:
+        """A product's step (db/lua/stock_take.lua): the sale facts of a line whose units are taken."""
+        pid = line.product_id
+        status, values = await self._run(
+            "stock_take",
+            [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid), keys.stock_published(pid),
+             keys.stock_epoch(pid), keys.stock_taken(pid, order_id)],
+            [pid, line.quantity, keys.stock_channel(pid), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS,
+             "," + ",".join(map(str, drop_passes)) + "," if drop_passes else "", mark_ttl_seconds],
+        )
+        if status == "OK":
+            price, currency, limit, owed = values
+            if price is None:
+                raise StockMissing(pid)
+            if int(owed):
+                self.owed_stock.owe([pid])
+            return TakenLine(pid, line.quantity, int(price), as_text(currency), as_text(limit or b""))
+        if status == "UNDONE":
+            raise ReservationUndone()
+        _refuse("stock_take", status, values)
+
+    async def stock_untake(self, *, order_id: str, product_id: int, mark_ttl_seconds: int) -> int:
+        """Undo a product's step (db/lua/stock_untake.lua), once; returns the units given back."""
+        pid = product_id
+        status, values = await self._run(
+            "stock_untake",
+            [keys.stock(pid), keys.stock_held(pid), keys.stock_published(pid), keys.stock_epoch(pid),
+             keys.stock_taken(pid, order_id)],
+            [pid, keys.stock_channel(pid), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS, mark_ttl_seconds],
+        )
+        if status != "OK":
+            raise _unexpected("stock_untake", status)
+        if int(values[1]):
+            self.owed_stock.owe([pid])
+        return int(values[0])
+
+    async def order_commit(self, *, customer_id: int, order_id: str, idempotency_key: str, fingerprint: str,
+                           taken: Sequence[TakenLine], now_ms: int, expires_ms: int, idempotency_ttl_seconds: int,
+                           allowance_ttl_seconds: int, persist_flag_ms: int, max_total_cents: int,
+                           cart: CheckoutCart | None = None) -> Reserved:
+        """The last step (db/lua/order_commit.lua): the order recorded as order_reserve records it."""
+        bucket = buckets.of_customer(customer_id)
+        script_keys = [
+            keys.idempotency(customer_id, idempotency_key), keys.allowance(customer_id),
+            keys.orders_to_persist_of(order_id), keys.persist_pending(bucket), keys.order(order_id),
+            keys.orders_inflight(customer_id),
+            keys.carts_dirty(bucket) if cart is None else keys.carts_dirty_of(cart.owner),
+            keys.reserving(order_id), keys.orders_reserving(bucket),
+            keys.idempotency_lock(customer_id, idempotency_key),
+        ]
+        if cart is not None:
+            script_keys.append(keys.cart(cart.owner))
+        args: list[Any] = [
+            customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
+            allowance_ttl_seconds, persist_flag_ms, keys.order_channel(order_id),
+            "" if cart is None else cart.version, "" if cart is None else cart.owner,
+            0 if cart is None else cart.ttl_seconds, max_total_cents, len(taken),
+        ]
+        for line in taken:
+            args += [line.product_id, line.quantity, line.price_cents, line.currency, line.limit]
+        status, values = await self._run("order_commit", script_keys, args)
+        if status == "OK":
+            return _reserved(*values)
+        if status == "UNDONE":
+            raise ReservationUndone()
+        _refuse("order_commit", status, values, max_total_cents)
+
+    async def order_abandon(self, *, order_id: str, lock: str) -> None:
+        """Close a reservation whose lines are undone (db/lua/order_abandon.lua); `lock` names its
+        idempotency key's lock (keys.idempotency_lock; '' when unknown)."""
+        bucket = buckets.of_order(order_id)
+        assert bucket is not None, "a reservation in steps has a bucketed order id"
+        status, _ = await self._run(
+            "order_abandon", [keys.reserving(order_id), keys.orders_reserving(bucket), *([lock] if lock else [])],
+            [order_id],
+        )
+        if status != "OK":
+            raise _unexpected("order_abandon", status)
+
+    async def orders_stale(self, bucket: int, order_ids: Sequence[str], now_ms: int) -> list[StaleReservation]:
+        """Claim the bucket's reservations past their deadline for the sweeper (db/lua/orders_stale.lua)."""
+        status, values = await self._run(
+            "orders_stale", [keys.orders_reserving(bucket), *map(keys.reserving, order_ids)], [now_ms, *order_ids],
+        )
+        if status != "OK":
+            raise _unexpected("orders_stale", status)
+        claimed = []
+        for i in range(0, len(values), 4):
+            oid, lines, customer, lock = (as_text(v) for v in values[i:i + 4])
+            claimed.append(StaleReservation(oid, [int(pid) for pid, _ in json.loads(lines)] if lines else [],
+                                            int(customer) if customer else None, lock))
+        return claimed
 
     async def order_status(
         self,

@@ -15,6 +15,7 @@ from redis.exceptions import LockError
 from db import buckets, keys
 from db.order_persistence import persist_pending
 from db.order_transitions import expire_due, mirror_owed
+from db.reservation import undo_stale
 from db.stock import reconcile
 from jobs import runtime
 
@@ -123,6 +124,19 @@ def expire_unpaid_orders() -> int:
 
     async def body(rt: runtime.Runtime) -> int:
         return await expire_due(rt.backends)
+
+    return runtime.run(body)
+
+
+def undo_stale_reservations() -> int:
+    """Undo reservations in steps past their deadline (their process died mid-way): every unit they
+    took goes back once, and their idempotency keys are free again."""
+
+    async def body(rt: runtime.Runtime) -> int:
+        undone = await undo_stale(rt.backends.redis, rt.backends.scripts)
+        if undone:
+            log.warning("undid %d reservations that were not committed in time", undone)
+        return undone
 
     return runtime.run(body)
 

@@ -65,6 +65,11 @@ describe_enum(
             "waiting (`position` says where), the pass ran out, was used, or is in use by another order right now. "
             "`productId` names the line. Nothing was reserved."
         ),
+        "TRY_AGAIN": (
+            "The request could not be completed now and nothing was done: another request with the same "
+            "`idempotencyKey` is still under way, or (on a cluster) a step of the reservation did not finish in "
+            "time and was undone. Send it again with the same `idempotencyKey`: it then answers the one order."
+        ),
     },
 )
 

@@ -125,6 +125,8 @@ class Settings:
     ws_deflate: bool = False
     # Seconds a WebSocket may stay open without connection_init (both protocols).
     ws_init_timeout_seconds: int = 10
+    # Reserve an order in steps, one slot each, as a cluster needs (db.reservation), on one node too.
+    reserve_in_steps: bool = False
     secret_generated: bool = field(default=False, compare=False)
 
     @property
@@ -189,9 +191,10 @@ class Settings:
             # Refused rather than ignored: against a cluster the steps below would fail order by order.
             raise SettingsError(
                 "REDIS_CLUSTER=true is not supported by this version yet: the keys are laid out for a "
-                "cluster, but reserving an order across products, releasing a cancelled one, persisting "
-                "a batch and merging carts still touch several hash slots in one step. Point REDIS_URL "
-                "at a standalone Redis or Valkey (with a replica for failover) until they are split.")
+                "cluster and an order can be reserved in steps (RESERVE_IN_STEPS), but releasing a "
+                "cancelled order, persisting a batch and merging carts still touch several hash slots in "
+                "one step, and the API does not speak the cluster protocol. Point REDIS_URL at a "
+                "standalone Redis or Valkey (with a replica for failover) until they are split.")
         return cls(
             rushcart_env=rushcart_env,
             database_url=env.get("DATABASE_URL", ""),
@@ -234,6 +237,7 @@ class Settings:
             request_header_timeout_seconds=_int(env, "REQUEST_HEADER_TIMEOUT_SECONDS", 10, 1),
             request_body_timeout_seconds=_int(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10, 1),
             ws_deflate=_bool(env, "WS_DEFLATE", False),
+            reserve_in_steps=_bool(env, "RESERVE_IN_STEPS", False),
             ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 10, 1),
         )
 

@@ -99,7 +99,8 @@ def open_state(settings: Settings) -> AppState:
         carts=CartStore(
             backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
         ),
-        orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads, drop_line),
+        orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads, drop_line,
+                      in_steps=settings.reserve_in_steps),
         enqueuer=JobEnqueuer(settings.effective_queue_redis_url),
         events=EventHub(redis),
         drops=drops,

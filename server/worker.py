@@ -40,6 +40,7 @@ def intervals(settings: Settings) -> dict[str, int]:
         "cart_flush": settings.cart_flush_seconds,
         "payment_sweep": settings.persist_sweep_seconds,
         "mirror_sweep": settings.persist_sweep_seconds,
+        "reservation_sweep": settings.persist_sweep_seconds,
     }
 
 

@@ -1,5 +1,6 @@
 #!lua
--- Reserve every line of an order or none, record the order, and queue it for persistence.
+-- Reserve every line of an order or none, record the order, and queue it for persistence: every
+-- step of lib/reserve.lua in one call, all keys being on one node (see that file for the cluster).
 -- KEYS[1] idem:<cid>:<key>   KEYS[2] allow:<cid>   KEYS[3] orders:topersist   KEYS[4] persist:pending
 -- KEYS[5] order:<oid>   KEYS[6] orders:inflight:<cid>   KEYS[7] carts:dirty (all of the customer's bucket)
 -- then for each line: stock:<pid>, stock:held:<pid>, pinfo:<pid>, stock:pub:<pid>; last, for checkout only:
@@ -19,13 +20,10 @@
 -- stock figure is owed (lib/stock_event.lua), ...}.
 --#include cart
 --#include stock_event
-local idem = redis.call('GET', KEYS[1])
-if idem then
-  local sep = string.find(idem, '|', 1, true)
-  if string.sub(idem, sep + 1) ~= ARGV[5] then
-    return {'IDEM_MISMATCH'}
-  end
-  return {'REPLAY', string.sub(idem, 1, sep - 1)}
+--#include reserve
+local refusal = idempotency_refusal(KEYS[1], ARGV[5])
+if refusal then
+  return refusal
 end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {'NO_ALLOWANCE'}
@@ -41,25 +39,14 @@ local passes = ARGV[17 + 3 * n] or ''
 local lines, total, currency = {}, 0, nil
 for i = 1, n do
   local pid, qty = ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
-  local stock_key, info_key = KEYS[4 + 4 * i], KEYS[6 + 4 * i]
-  local stock = redis.call('GET', stock_key)
-  local info = redis.call('HMGET', info_key, 'price', 'currency', 'limit', 'drop')
-  if not stock or not info[1] then
-    return {'MISSING', pid}
+  local info
+  refusal, info = line_refusal(KEYS[4 + 4 * i], KEYS[6 + 4 * i], pid, qty, passes)
+  if refusal then
+    return refusal
   end
-  -- A product outside a drop has no 'drop' field (or ''): this test is all it costs.
-  if info[4] and info[4] ~= '' and not string.find(passes, ',' .. info[4] .. ',', 1, true) then
-    return {'NEEDS_PASS', pid, info[4]}
-  end
-  stock = tonumber(stock)
-  if stock < qty then
-    return {'OUT_OF_STOCK', pid, stock}
-  end
-  if info[3] and info[3] ~= '' then
-    local remaining = tonumber(info[3]) - tonumber(redis.call('HGET', KEYS[2], pid) or '0')
-    if qty > remaining then
-      return {'LIMIT', pid, math.max(remaining, 0)}
-    end
+  refusal = limit_refusal(KEYS[2], pid, qty, info[3])
+  if refusal then
+    return refusal
   end
   if currency and currency ~= info[2] then
     return {'CURRENCY', pid}
@@ -80,32 +67,18 @@ local window, pub_ttl = ARGV[15 + 3 * n], ARGV[16 + 3 * n]
 local owed = {}
 for i = 1, n do
   local pid, qty = lines[i][1], lines[i][2]
-  local left = redis.call('DECRBY', KEYS[4 + 4 * i], qty)
-  redis.call('INCRBY', KEYS[5 + 4 * i], qty)
-  redis.call('HINCRBY', KEYS[2], pid, qty)
-  if stock_event(KEYS[7 + 4 * i], ARGV[14 + 3 * i], pid, left, now_ms, at, window, pub_ttl) == 0 then
+  if line_take(KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[7 + 4 * i], ARGV[14 + 3 * i], pid, qty, now_ms, at, window,
+      pub_ttl) == 0 then
     table.insert(owed, pid)
   end
 end
-redis.call('HSET', KEYS[5],
-  'id', ARGV[2], 'customer_id', ARGV[1], 'status', 'PENDING', 'lines', cjson.encode(lines),
-  'total_cents', total, 'currency', currency, 'created_ms', ARGV[3], 'expires_ms', ARGV[4],
-  'fingerprint', ARGV[5], 'idem_key', KEYS[1], 'persisted', '0')
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-redis.call('SADD', KEYS[6], ARGV[2])
-redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[5], 'EX', ARGV[6])
-if checkout then
-  -- Checkout empties the cart in the same step, so a cart is never both ordered and kept.
-  cart_clear_lines(cart)
-  cart_touch(cart, KEYS[7], ARGV[3], ARGV[12], ARGV[11])
-end
-redis.call('SPUBLISH', ARGV[9], cjson.encode({orderId = ARGV[2], status = 'PENDING', at = at}))
-local enqueue = 0
--- The flag expires by itself, so a job whose enqueue was lost only delays the next one briefly.
-if redis.call('SET', KEYS[4], ARGV[3], 'NX', 'PX', ARGV[8]) then
-  enqueue = 1
-end
+local enqueue = order_record(
+  {allow = KEYS[2], topersist = KEYS[3], pending = KEYS[4], order = KEYS[5], inflight = KEYS[6], dirty = KEYS[7],
+   idem = KEYS[1], cart = checkout and cart or nil},
+  {customer_id = ARGV[1], order_id = ARGV[2], now_ms = ARGV[3], expires_ms = ARGV[4], fingerprint = ARGV[5],
+   idem_ttl = ARGV[6], allowance_ttl = ARGV[7], pending_ttl = ARGV[8], channel = ARGV[9], cart_owner = ARGV[11],
+   cart_ttl = ARGV[12]},
+  lines, total, currency, at)
 local out = {'OK', total, currency, enqueue, cjson.encode(lines)}
 for _, pid in ipairs(owed) do
   table.insert(out, pid)

@@ -21,7 +21,7 @@ import httpx
 import redis as sync_redis
 from rq import Queue, Worker
 
-from db import keys
+from db import buckets, keys
 from db.order_persistence import backlog
 from jobs import queues
 from tests.chaos.sale import Sale
@@ -95,6 +95,13 @@ async def drain(stack: Stack, redis: Any, pg: asyncpg.Pool, sale: Sale | None = 
         registered, busy = await asyncio.to_thread(_workers_idle, stack.redis_url, live_pids)
         last["registered, busy"] = (registered, busy)
         if registered < len(live_pids) or busy:
+            return False
+        # A reservation in steps whose process died is undone by the sweeper past its deadline.
+        async with redis.pipeline(transaction=False) as pipe:
+            for bucket in range(buckets.count()):
+                pipe.zcard(keys.orders_reserving(bucket))
+            last["reserving"] = sum(await pipe.execute())
+        if last["reserving"]:
             return False
         # A committed change whose Redis step was lost is finished by the sweeper.
         last["owed mirrors"] = await pg.fetchval("SELECT count(*) FROM status_mirrors")

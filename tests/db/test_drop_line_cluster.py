@@ -11,41 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from db import keys
 from db.scripts import PassRefused, Scripts
-from server.embedded import EmbeddedCluster
-from tests.stack import ROOT
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[EmbeddedCluster]:
-    folder = ROOT / ".data" / "test" / "drop-cluster"
-    shutil.rmtree(folder, ignore_errors=True)
-    running = EmbeddedCluster(folder)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def client(cluster: EmbeddedCluster) -> AsyncIterator[RedisCluster]:
-    connection = RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
-    await connection.initialize()  # learns the slots, so keys can be mapped to nodes before a command
-    try:
-        yield connection
-    finally:
-        await connection.aclose()
 
 
 def _drops_on_three_shards(client: RedisCluster) -> list[int]:

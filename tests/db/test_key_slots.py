@@ -32,16 +32,19 @@ from db.enums import CancelReason
 from db.errors import OutOfStock
 from db.order_lifecycle import apply_queued_payments, cancel_order
 from db.order_persistence import persist_every_queue
+from db.order_records import new_order_id
 from db.order_transitions import OrderRef
-from db.scripts import CheckoutCart, Scripts, script_names
+from db.orders import Orders
+from db.reservation import undo_stale
+from db.scripts import CheckoutCart, ReserveLine, Scripts, script_names
 from db.stock import reconcile
 from server.webhooks import receive, sign
 from tests.conftest import unique
 from tests.server.test_webhooks import SECRET
 
 CROSSING = {
-    "order_reserve": "reserves on each product's slot and records in the customer's bucket in one step; "
-                     "split into per-product and per-bucket steps in step 2 (reservation across shards)",
+    "order_reserve": "reserves on each product's slot and records in the customer's bucket in one call, for one "
+                     "node; a cluster runs the same steps one slot each (db.reservation, RESERVE_IN_STEPS)",
     "order_status": "a cancellation gives units back to each product's counter and the allowance in the "
                     "customer's bucket in one step; split with the reservation in step 2",
     "orders_persisted": "a batch (one bucket) drops the holds it leaves on each product's stock:held; "
@@ -129,6 +132,16 @@ async def representative_flow(state: Any, make_product: Any, redis: Any) -> None
         await state.orders.reserve(cid, [(pd, 6)], unique("k"), shoppers=[shopper])
     await state.orders.reserve(cid, [(pd, 1)], unique("k"), shoppers=[shopper])  # drop_pass_spend
     await state.drops.end(drop.id)  # drop_end
+
+    # The same orders in steps, as on a cluster (db.reservation): each step on one slot.
+    stepped = Orders(state.backends, state.stock, 900, line=state.drop_line, in_steps=True)
+    await stepped.reserve(cid, [(pa, 1), (pb, 1)], unique("k"))  # order_begin, stock_take, order_commit
+    with pytest.raises(OutOfStock):  # stock_untake, order_abandon
+        await stepped.reserve(cid, [(pa, 1), (pb, 999)], unique("k"))
+    await state.backends.scripts.order_begin(
+        customer_id=cid, order_id=new_order_id(cid), idempotency_key=unique("k"), fingerprint="f",
+        lines=[ReserveLine(pa, 1)], deadline_ms=0, lock_ttl_seconds=5, note_ttl_seconds=60)
+    await undo_stale(redis, state.backends.scripts)  # orders_stale
 
 
 async def test_every_script_call_stays_on_one_slot(state, make_product, redis, monkeypatch) -> None:

@@ -1,0 +1,90 @@
+-- The steps of a reservation; db.scripts puts this text where a script asks for the library
+-- "reserve" (after "cart" and "stock_event", which it uses). On one node, order_reserve.lua runs
+-- them all in one call, every key being there. On a cluster a product's steps run on its slot and
+-- the order's on its bucket's slot, as separate calls (order_begin, stock_take, order_commit,
+-- stock_untake, order_abandon; db.reservation says how they are sequenced and undone).
+
+-- A product's side: why `qty` of `pid` cannot be taken now, or nil and its sale facts
+-- {price, currency, limit, drop}. `passes` is ',id,id,' of the drops whose pass the caller holds.
+local function line_refusal(stock_key, info_key, pid, qty, passes)
+  local stock = redis.call('GET', stock_key)
+  local info = redis.call('HMGET', info_key, 'price', 'currency', 'limit', 'drop')
+  if not stock or not info[1] then
+    return {'MISSING', pid}
+  end
+  -- A product outside a drop has no 'drop' field (or ''): this test is all it costs.
+  if info[4] and info[4] ~= '' and not string.find(passes, ',' .. info[4] .. ',', 1, true) then
+    return {'NEEDS_PASS', pid, info[4]}
+  end
+  stock = tonumber(stock)
+  if stock < qty then
+    return {'OUT_OF_STOCK', pid, stock}
+  end
+  return nil, info
+end
+
+-- A product's side: take the units (line_refusal said yes). Returns 1 when the new figure was
+-- published, 0 when it is owed (lib/stock_event.lua).
+local function line_take(stock_key, held_key, pub_key, channel, pid, qty, now_ms, at, window, pub_ttl)
+  local left = redis.call('DECRBY', stock_key, qty)
+  redis.call('INCRBY', held_key, qty)
+  return stock_event(pub_key, channel, pid, left, now_ms, at, window, pub_ttl)
+end
+
+-- The customer's side: why the customer may not buy `qty` more of `pid` (its `limit`, '' for
+-- none), or nil.
+local function limit_refusal(allow_key, pid, qty, limit)
+  if limit and limit ~= '' then
+    local remaining = tonumber(limit) - tonumber(redis.call('HGET', allow_key, pid) or '0')
+    if qty > remaining then
+      return {'LIMIT', pid, math.max(remaining, 0)}
+    end
+  end
+  return nil
+end
+
+-- The customer's side, once every line is taken: count the lines ({pid, qty, price}) against the
+-- allowance, record the order, queue it for persistence, remember the idempotency key, empty a
+-- checked-out cart, and announce PENDING. Returns 1 when the caller must enqueue a persistence job.
+-- k: allow, topersist, pending, order, inflight, dirty, idem, cart (nil unless checkout)
+-- a: customer id, order id, now (ms), expires (ms), fingerprint, idempotency TTL (s), allowance
+--    TTL (s), pending flag TTL (ms), status channel, cart version ('' = not checkout), cart owner,
+--    cart TTL (s)
+local function order_record(k, a, lines, total, currency, at)
+  for _, line in ipairs(lines) do
+    redis.call('HINCRBY', k.allow, line[1], line[2])
+  end
+  redis.call('HSET', k.order,
+    'id', a.order_id, 'customer_id', a.customer_id, 'status', 'PENDING', 'lines', cjson.encode(lines),
+    'total_cents', total, 'currency', currency, 'created_ms', a.now_ms, 'expires_ms', a.expires_ms,
+    'fingerprint', a.fingerprint, 'idem_key', k.idem, 'persisted', '0')
+  redis.call('EXPIRE', k.allow, a.allowance_ttl)
+  redis.call('ZADD', k.topersist, a.now_ms, a.order_id)
+  redis.call('SADD', k.inflight, a.order_id)
+  redis.call('SET', k.idem, a.order_id .. '|' .. a.fingerprint, 'EX', a.idem_ttl)
+  if k.cart then
+    -- Checkout empties the cart in the same step, so a cart is never both ordered and kept.
+    cart_clear_lines(k.cart)
+    cart_touch(k.cart, k.dirty, a.now_ms, a.cart_ttl, a.cart_owner)
+  end
+  redis.call('SPUBLISH', a.channel, cjson.encode({orderId = a.order_id, status = 'PENDING', at = at}))
+  -- The flag expires by itself, so a job whose enqueue was lost only delays the next one briefly.
+  if redis.call('SET', k.pending, a.now_ms, 'NX', 'PX', a.pending_ttl) then
+    return 1
+  end
+  return 0
+end
+
+-- The customer's side, first: the order an idempotency key already made ({'REPLAY', oid}), a key
+-- reused for another request ({'IDEM_MISMATCH'}), or nil.
+local function idempotency_refusal(idem_key, fingerprint)
+  local idem = redis.call('GET', idem_key)
+  if idem then
+    local sep = string.find(idem, '|', 1, true)
+    if string.sub(idem, sep + 1) ~= fingerprint then
+      return {'IDEM_MISMATCH'}
+    end
+    return {'REPLAY', string.sub(idem, 1, sep - 1)}
+  end
+  return nil
+end
