@@ -31,21 +31,16 @@ if checkout and redis.call('HGET', KEYS[11], '_v') ~= ARGV[10] then
   return {'CART_CHANGED'}
 end
 local n = tonumber(ARGV[14])
-local lines, total, currency = {}, 0, nil
+local o = {lines = {}, total = 0}
 for i = 1, n do
   local a = 10 + 5 * i
-  local pid, qty, price = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local refusal = limit_refusal(KEYS[2], pid, qty, ARGV[a + 4])
+  local refusal = count_line(o, KEYS[2], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3],
+    ARGV[a + 4])
   if refusal then
     return refusal
   end
-  if currency and currency ~= ARGV[a + 3] then
-    return {'CURRENCY', pid}
-  end
-  currency = ARGV[a + 3]
-  total = total + price * qty
-  lines[i] = {tonumber(pid), qty, price}
 end
+local lines, total, currency = o.lines, o.total, o.currency
 if total > tonumber(ARGV[13]) then
   return {'TOO_LARGE', total}
 end

@@ -36,7 +36,7 @@ end
 
 local n = tonumber(ARGV[14])
 local passes = ARGV[17 + 3 * n] or ''
-local lines, total, currency = {}, 0, nil
+local o = {lines = {}, total = 0}
 for i = 1, n do
   local pid, qty = ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
   local info
@@ -44,18 +44,12 @@ for i = 1, n do
   if refusal then
     return refusal
   end
-  refusal = limit_refusal(KEYS[2], pid, qty, info[3])
+  refusal = count_line(o, KEYS[2], pid, qty, tonumber(info[1]), info[2], info[3])
   if refusal then
     return refusal
   end
-  if currency and currency ~= info[2] then
-    return {'CURRENCY', pid}
-  end
-  currency = info[2]
-  local price = tonumber(info[1])
-  total = total + price * qty
-  lines[i] = {tonumber(pid), qty, price}
 end
+local lines, total, currency = o.lines, o.total, o.currency
 if total > tonumber(ARGV[13]) then
   return {'TOO_LARGE', total}
 end

@@ -43,6 +43,22 @@ local function limit_refusal(allow_key, pid, qty, limit)
   return nil
 end
 
+-- The customer's side of one line, in the order's line order: its limit, the order's one currency;
+-- then the line counted into `o` ({lines = {}, total = 0}). Returns a refusal, or nil.
+local function count_line(o, allow_key, pid, qty, price, currency, limit)
+  local refusal = limit_refusal(allow_key, pid, qty, limit)
+  if refusal then
+    return refusal
+  end
+  if o.currency and o.currency ~= currency then
+    return {'CURRENCY', pid}
+  end
+  o.currency = currency
+  o.total = o.total + price * qty
+  table.insert(o.lines, {tonumber(pid), qty, price})
+  return nil
+end
+
 -- The customer's side, once every line is taken: count the lines ({pid, qty, price}) against the
 -- allowance, record the order, queue it for persistence, remember the idempotency key, empty a
 -- checked-out cart, and announce PENDING. Returns 1 when the caller must enqueue a persistence job.
