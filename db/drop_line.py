@@ -23,7 +23,6 @@ listener works its status out of it and the rank it read once (`line_view`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -291,12 +290,26 @@ class DropLine:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis or PostgreSQL away for a moment: the next tick tries again
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A driver turned the cancellation into an error of its own (asyncpg in the middle
+                    # of a query does); swallowing it would keep the ticker, and the shutdown, going.
+                    raise asyncio.CancelledError() from exc
                 log.warning("advancing the drops' lines failed (%s); trying again", exc)
             await asyncio.sleep(interval)
 
 
+# How long a shutdown waits for the ticker to stop.
+TICKER_STOP_SECONDS = 10.0
+
+
 async def stop_ticker(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if task is None:
+        return
+    task.cancel()
+    # Bounded: a shutdown must end even if a tick is stuck in a call that ignores cancellation.
+    done, _ = await asyncio.wait({task}, timeout=TICKER_STOP_SECONDS)
+    if not done:
+        log.error("the drops' ticker did not stop within %.0f s; leaving it", TICKER_STOP_SECONDS)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("the drops' ticker ended with an error", exc_info=task.exception())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
-from db.drop_line import DropState, Place, line_view
+from db.drop_line import DropLine, DropState, Place, line_view, stop_ticker
 from db.drops import DropRecord
 from db.enums import DropLineStatus
 
@@ -59,3 +60,25 @@ def test_a_pass_is_admitted_until_its_expiry_then_expired_and_used_is_purchased(
 def test_an_ended_drop_and_an_absent_shopper() -> None:
     assert DropLineStatus.ENDED == line_view(DROP, state(ended=True), place()).status
     assert DropLineStatus.NOT_IN_LINE == line_view(DROP, state(), place(rank=None)).status
+
+
+async def test_the_ticker_stops_when_a_driver_turns_its_cancellation_into_an_error() -> None:
+    """A tick cancelled inside a query that answers the cancellation with an error of its own (as
+    asyncpg does mid-query) still ends the ticker, so a shutdown does not wait forever."""
+    ticking = asyncio.Event()
+
+    class StuckLine(DropLine):
+        def __init__(self) -> None:  # no stores: only the ticker's loop is under test
+            pass
+
+        async def tick(self) -> None:
+            ticking.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise RuntimeError("cannot perform operation: another operation is in progress") from None
+
+    task = asyncio.create_task(StuckLine().run_ticker(interval=0.01))
+    await asyncio.wait_for(ticking.wait(), 5)
+    await asyncio.wait_for(stop_ticker(task), 5)
+    assert task.cancelled()
