@@ -264,17 +264,7 @@ async def test_a_pass_not_used_in_time_returns_to_the_budget(api: Api, staff: Ap
 async def test_shoppers_who_cannot_be_reached_are_told_and_the_line_moves_when_units_return(
         api: Api, staff: Api, make_product) -> None:
     """Two units: two passes go out, the rest hear LIKELY_SOLD_OUT, then SOLD_OUT; a cancellation moves the line."""
-    product = await make_product(stock=2)
-    shoppers = await customers(api, 5)
-    drop = await create_drop(staff, [product], starts_in=3, maxActive=10, passTtlSeconds=60)
-    for shopper in shoppers:
-        await join(shopper, drop)
-    await wait_started(drop)
-
-    async def statuses() -> list[str]:
-        return [(await line(s, drop))["status"] for s in shoppers]
-
-    await eventually(lambda: _has(statuses, "ADMITTED", 2), timeout=15, message="two passes")
+    product, shoppers, _, statuses = await _two_units_two_passes(api, staff, make_product, 5, starts_in=3)
     now = await statuses()
     assert (2, 3) == (now.count("ADMITTED"), now.count("LIKELY_SOLD_OUT"))
     holders = [s for s, st in zip(shoppers, now, strict=True) if st == "ADMITTED"]
@@ -290,17 +280,7 @@ async def test_a_purchase_made_while_the_line_moves_is_not_offered_again(state, 
                                                                          make_product) -> None:
     """An advance working from a units figure read just before a pass holder bought (another process'
     tick, a join) admits nobody for those units: never more passes out than units."""
-    product = await make_product(stock=2)
-    shoppers = await customers(api, 4)
-    drop = await create_drop(staff, [product], starts_in=2, maxActive=10, passTtlSeconds=60)
-    for shopper in shoppers:
-        await join(shopper, drop)
-    await wait_started(drop)
-
-    async def statuses() -> list[str]:
-        return [(await line(s, drop))["status"] for s in shoppers]
-
-    await eventually(lambda: _has(statuses, "ADMITTED", 2), timeout=15, message="two passes")
+    product, shoppers, drop, statuses = await _two_units_two_passes(api, staff, make_product, 4, starts_in=2)
     holder = next(s for s, st in zip(shoppers, await statuses(), strict=True) if st == "ADMITTED")
     record = await state.drop_line.drop(int(drop["id"]))
     used_before = int(await state.backends.redis.hget(keys.drop_state(record.id), "used") or 0)
@@ -310,6 +290,24 @@ async def test_a_purchase_made_while_the_line_moves_is_not_offered_again(state, 
                                                          publish_interval_ms=0, shopper=None, max_admit=100)
     assert (2, 1, 1) == (advanced.admitted, advanced.outstanding, advanced.used)
     assert ["ADMITTED", "PURCHASED"] == sorted(st for st in await statuses() if st in ("ADMITTED", "PURCHASED"))
+
+
+async def _two_units_two_passes(api: Api, staff: Api, make_product: Any, shoppers_count: int, starts_in: float
+                                ) -> tuple[dict[str, Any], list[Api], dict[str, Any], Any]:
+    """A drop of a product with two units, `shoppers_count` customers in its line, once it has started
+    and handed out its two passes; and a function reading every shopper's status."""
+    product = await make_product(stock=2)
+    shoppers = await customers(api, shoppers_count)
+    drop = await create_drop(staff, [product], starts_in=starts_in, maxActive=10, passTtlSeconds=60)
+    for shopper in shoppers:
+        await join(shopper, drop)
+    await wait_started(drop)
+
+    async def statuses() -> list[str]:
+        return [(await line(s, drop))["status"] for s in shoppers]
+
+    await eventually(lambda: _has(statuses, "ADMITTED", 2), timeout=15, message="two passes")
+    return product, shoppers, drop, statuses
 
 
 async def _has(statuses: Any, status: str, count: int) -> bool:
