@@ -20,6 +20,7 @@ from db import keys
 from db.backends import Backends
 from db.errors import EmailTaken, InvalidCredentials, RateLimited
 from db.session_ids import SessionIds
+from db.state_redis import delete_and_publish
 from db.values import as_text
 
 # A resolved token is trusted this long without asking Redis; a logout anywhere reaches every
@@ -185,12 +186,8 @@ class Accounts:
     async def revoke_token(self, token: str) -> bool:
         key = keys.token(token)
         self._token_cache.pop(key, None)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            # Every server process drops its cached copy (see on_token_event).
-            pipe.publish(keys.TOKENS_CHANNEL, json.dumps({"revoked": key}))
-            deleted, _ = await pipe.execute()
-        return bool(deleted)
+        # Every server process drops its cached copy (see on_token_event).
+        return await delete_and_publish(self._redis, key, keys.TOKENS_CHANNEL, json.dumps({"revoked": key}))
 
     def on_token_event(self, event: dict[str, Any] | None) -> None:
         """Revocations published by any process; None (events may be lost) drops the whole cache."""

@@ -209,10 +209,7 @@ async def _flush_bucket(backends: Backends, ttls: CartTTLs, dirty: str, batch_si
                 )
             if deletes:
                 await session.execute(text("DELETE FROM carts WHERE owner = ANY(:owners)"), {"owners": deletes})
-        async with redis.pipeline(transaction=False) as pipe:
-            for owner in owners:
-                await backends.scripts.cart_flushed(pipe, owner, versions.get(owner, -1))
-            await pipe.execute()
+        await backends.scripts.cart_flushed([(owner, versions.get(owner, -1)) for owner in owners])
         written += len(upserts) + len(deletes)
         if len(owners) < batch_size:
             return written

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import keys
 from db.errors import InvalidInput, ProductNotFound
 from db.read_replica import Reads
+from db.state_redis import StateRedis, mget
 from db.stock import StockCounters
 
 PRODUCT_COLUMNS = "id, sku, name, description, price_cents, currency, max_per_customer, image_url"
@@ -87,7 +87,7 @@ class Catalog:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        cache: Redis,
+        cache: StateRedis,
         stock: StockCounters,
         cache_ttl_seconds: int = 300,
         reads: Reads | None = None,
@@ -106,7 +106,7 @@ class Catalog:
         """Products by id in the given order (None where unknown): one MGET, one query for misses."""
         if not product_ids:
             return []
-        cached = await self._cache.mget([keys.product(pid) for pid in product_ids])
+        cached = await mget(self._cache, [keys.product(pid) for pid in product_ids])
         found: dict[int, ProductRecord] = {}
         for pid, raw in zip(product_ids, cached, strict=True):
             if raw is not None:

@@ -49,15 +49,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import redis.exceptions
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-
+from db.pubsub_links import PubSubLinks
+from db.state_redis import StateRedis
 from db.values import as_text
 
 log = logging.getLogger("rushcart.events")
 
-HUB_CHANNEL = "events:hub"  # always subscribed, so the reader has a connection to wait on
 RESYNC: dict[str, Any] = {"resync": True}
 # Pushed to a listener whose subscriber's token may have been revoked (see Accounts.on_revoked).
 REVOKED: dict[str, Any] = {"revoked": True}
@@ -120,14 +117,13 @@ class _Channel:
 
 
 class EventHub:
-    def __init__(self, redis: Redis, buffer: int = 64, batch: int = FANOUT_BATCH) -> None:
+    def __init__(self, redis: StateRedis, buffer: int = 64, batch: int = FANOUT_BATCH) -> None:
         self._redis = redis
         self._buffer = buffer
         self._batch = batch
-        self._pubsub: PubSub = redis.pubsub()
+        self._links = PubSubLinks(redis, self._on_message, self._on_lost)
         self._channels: dict[str, _Channel] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._watchers: dict[str, list[Callable[[dict[str, Any] | None], None]]] = {}
         # Deliveries too large to make at once, in arrival order; one task works through them.
@@ -150,20 +146,18 @@ class EventHub:
         return sum(len(c.listeners) for c in self._channels.values())
 
     async def start(self) -> None:
-        await self._pubsub.subscribe(HUB_CHANNEL, *self._watchers)
-        self._task = asyncio.create_task(self._read(), name="rushcart-event-hub")
+        await self._links.start(list(self._watchers))
         self._fanout_task = asyncio.create_task(self._fan_out(), name="rushcart-event-fanout")
 
     async def close(self) -> None:
-        for task in (self._task, self._fanout_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._fanout_task is not None:
+            self._fanout_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fanout_task
         for channel in self._channels.values():
             if channel.timer is not None:
                 channel.timer.cancel()
-        await self._pubsub.aclose()
+        await self._links.close()
 
     async def listen(self, channel: str, min_interval: float = 0.0) -> Listener:
         """A listener on the sharded channel `channel`, returned once Redis has confirmed the subscription.
@@ -178,7 +172,7 @@ class EventHub:
             state.listeners.add(listener)
             if len(state.listeners) == 1:
                 self._confirmed[channel] = asyncio.get_running_loop().create_future()
-                await self._pubsub.ssubscribe(channel)
+                await self._links.subscribe(channel)
             confirmed = self._confirmed.get(channel)
         if confirmed is not None:
             try:
@@ -199,8 +193,7 @@ class EventHub:
                 if state.timer is not None:
                     state.timer.cancel()
                 self._confirmed.pop(listener.channel, None)
-                with contextlib.suppress(redis.exceptions.RedisError):
-                    await self._pubsub.sunsubscribe(listener.channel)
+                await self._links.unsubscribe(listener.channel)
 
     def _deliver(self, state: _Channel, event: dict[str, Any]) -> None:
         state.last_sent = time.monotonic()
@@ -266,40 +259,29 @@ class EventHub:
                     state.busy = False
                     self._schedule_held(state)
 
-    async def _read(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=None)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-                log.warning("event hub lost Redis; reconnecting in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                # redis-py re-subscribes every channel on reconnect; events sent meanwhile are gone,
-                # so every listener re-reads the current state.
-                for state in list(self._channels.values()):
-                    for listener in list(state.listeners):
-                        listener.push(RESYNC)
-                for callbacks in self._watchers.values():
-                    for callback in callbacks:
-                        callback(None)
-                continue
-            if message is None:
-                continue
-            channel = as_text(message["channel"])
-            if message["type"] in ("subscribe", "ssubscribe"):
-                confirmed = self._confirmed.get(channel)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_result(None)
-                continue
-            if message["type"] not in ("message", "smessage"):
-                continue
-            try:
-                event = json.loads(message["data"])
-            except (TypeError, ValueError):
-                log.error("dropping malformed event on %s: %r", channel, message["data"])
-                continue
-            self._dispatch(channel, event)
+    def _on_lost(self, channels: list[str]) -> None:
+        """Events on these channels may have been missed (a lost connection): every listener re-reads
+        the current state, every watcher is told."""
+        for channel in channels:
+            state = self._channels.get(channel)
+            if state is not None:
+                for listener in list(state.listeners):
+                    listener.push(RESYNC)
+            for callback in self._watchers.get(channel, ()):
+                callback(None)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        channel = as_text(message["channel"])
+        if message["type"] in ("subscribe", "ssubscribe"):
+            confirmed = self._confirmed.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+            return
+        if message["type"] not in ("message", "smessage"):
+            return
+        try:
+            event = json.loads(message["data"])
+        except (TypeError, ValueError):
+            log.error("dropping malformed event on %s: %r", channel, message["data"])
+            return
+        self._dispatch(channel, event)

@@ -55,6 +55,11 @@ State Redis (never evicts, AOF on):
     stock:taken:{p<pid>}:<oid>  "<qty>|<epoch>" once a reservation's line took units of pid under that
                            rebuild epoch, "undone" once they went back (or before they were taken: a
                            late take then takes nothing). TTL 1 day.
+    Status changes mirrored in steps (a cluster: db.scripts, in steps):
+    stock:released:{p<pid>}:<oid>  "1" once a cancelled order's units of pid went back to the counter,
+                           so a repeated or swept step gives nothing back twice. TTL 7 days.
+    (A take mark stock:taken:{p<pid>}:<oid> becomes "persisted" once the order's rows are in
+    PostgreSQL and its hold on stock:held was dropped.)
     persist:pending:{b<n>} set while a persistence job for the bucket is queued, so a burst enqueues
                            one job. TTL 5 s.
     persist:lock:{b<n>}    held by the one job draining the bucket's orders:topersist. TTL 10 s,
@@ -77,6 +82,9 @@ State Redis (never evicts, AOF on):
                            "<product id>" -> quantity, "_v" version (bumped per change), "_u"
                            last change (ms). TTL GUEST_CART_TTL_DAYS / CUSTOMER_CART_TTL_DAYS,
                            refreshed on every write.
+    cart:merged:{b<n>}:<owner>  "<guest owner>|<guest cart version>|<reply JSON>": the last guest cart
+                           merged into this customer's cart in steps (a cluster), so a repeat merges
+                           nothing twice. TTL 1 day.
     carts:dirty:{b<n>}     zset: the bucket's owners changed since their last write to PostgreSQL,
                            scored by when they first became dirty (ms). No TTL; the flush job walks
                            the buckets and drains them.
@@ -232,6 +240,10 @@ def stock_taken(product_id: int | str, order_id: str) -> str:
     return f"stock:taken:{_product(product_id)}:{order_id}"
 
 
+def stock_released(product_id: int | str, order_id: str) -> str:
+    return f"stock:released:{_product(product_id)}:{order_id}"
+
+
 def persist_pending(bucket: int) -> str:
     return f"persist:pending:{_bucket(bucket)}"
 
@@ -266,6 +278,10 @@ def session_starts(client: str) -> str:
 
 def cart(owner: str) -> str:
     return f"cart:{_bucket(buckets.of_owner(owner))}:{owner}"
+
+
+def cart_merged(owner: str) -> str:
+    return f"cart:merged:{_bucket(buckets.of_owner(owner))}:{owner}"
 
 
 def carts_dirty(bucket: int) -> str:

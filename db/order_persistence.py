@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +27,7 @@ from db.order_transitions import lock_products, publish_changes
 from db.payments import apply_waiting_for_orders
 from db.read_replica import mark_written
 from db.scripts import PersistedOrder
+from db.state_redis import StateRedis
 from db.values import as_text
 
 log = logging.getLogger("rushcart.persistence")
@@ -157,7 +157,7 @@ async def decrement_stock(session: AsyncSession, sold: dict[int, int]) -> None:
     )
 
 
-async def _take(redis: Redis, queues: Sequence[str], limit: int,
+async def _take(redis: StateRedis, queues: Sequence[str], limit: int,
                 older_than_ms: int | None) -> list[list[tuple[float, str]]]:
     """Up to `limit` (score, id) of each queue, oldest first, in one round trip."""
     async with redis.pipeline(transaction=False) as pipe:
@@ -213,7 +213,7 @@ async def persist_every_queue(backends: Backends, batch_size: int) -> int:
     return await persist_pending(backends, [queue for queue, _ in keys.all_orders_to_persist()], batch_size)
 
 
-async def backlog(redis: Redis) -> int:
+async def backlog(redis: StateRedis) -> int:
     """Accepted orders not yet in PostgreSQL, over every bucket."""
     async with redis.pipeline(transaction=False) as pipe:
         for queue, _ in keys.all_orders_to_persist():

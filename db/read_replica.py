@@ -24,13 +24,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import keys
 from db.backends import Backends
+from db.state_redis import StateRedis
 
 log = logging.getLogger("rushcart.replica")
 
@@ -65,7 +65,7 @@ class Reads:
         self,
         primary: async_sessionmaker[AsyncSession],
         replica: async_sessionmaker[AsyncSession] | None,
-        redis: Redis,
+        redis: StateRedis,
     ) -> None:
         self._primary = primary
         self._replica = replica

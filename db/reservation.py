@@ -15,7 +15,8 @@ same checks and writes (db/lua/lib/reserve.lua, one set of sources) run as steps
    buyer answered.
 
 Whatever stops the reservation before its commit (a refusal, an error, a lost connection) undoes
-it: `stock_untake` on every product (it gives back what its mark says, once, and leaves the mark
+it: its note is claimed (a commit that ran but whose reply was lost left none: that order stands),
+then `stock_untake` on every product (it gives back what its mark says, once, and leaves the mark
 "undone" so a take still on its way takes nothing), then `order_abandon` frees the note and the
 idempotency key. A process that dies in between leaves the note: `undo_stale` (a periodic job)
 claims every note past its deadline (its commit is refused from then on) and undoes it the same
@@ -29,8 +30,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
-
-from redis.asyncio import Redis
 
 from db import buckets, keys
 from db.errors import OutOfStock, TryAgain
@@ -46,6 +45,7 @@ from db.scripts import (
     StockMissing,
     TakenLine,
 )
+from db.state_redis import StateRedis
 from db.values import as_text
 
 # A reservation must be committed this long after it began, or the sweeper undoes it.
@@ -108,7 +108,7 @@ async def reserve_in_steps(
         )
     except BaseException:
         # Shielded: a request cancelled mid-way (its client gone) must still give its units back.
-        await asyncio.shield(_undo(scripts, order_id, to_undo, keys.idempotency_lock(customer_id, idempotency_key)))
+        await asyncio.shield(_undo_own(scripts, order_id, to_undo, keys.idempotency_lock(customer_id, idempotency_key)))
         raise
 
 
@@ -133,13 +133,27 @@ async def _take_every_line(scripts: Scripts, order_id: str, lines: Sequence[Rese
     return [result for result in results if isinstance(result, TakenLine)]
 
 
+# Claims a note whatever its deadline: the caller's own reservation.
+_ANY_DEADLINE_MS = 2**62
+
+
+async def _undo_own(scripts: Scripts, order_id: str, product_ids: Sequence[int], lock: str) -> None:
+    """Undo the caller's own reservation, claiming its note first as the sweeper does. A commit whose
+    reply was lost (a dropped connection, a failover) may have recorded the order: its note is gone
+    then, and its units stay with it (a retry with the idempotency key answers that order)."""
+    bucket = buckets.of_order(order_id)
+    if bucket is not None and not await scripts.orders_stale(bucket, [order_id], _ANY_DEADLINE_MS):
+        return
+    await _undo(scripts, order_id, product_ids, lock)
+
+
 async def _undo(scripts: Scripts, order_id: str, product_ids: Sequence[int], lock: str) -> None:
     for pid in product_ids:
         await scripts.stock_untake(order_id=order_id, product_id=pid, mark_ttl_seconds=NOTE_TTL_SECONDS)
     await scripts.order_abandon(order_id=order_id, lock=lock)
 
 
-async def undo_stale(redis: Redis, scripts: Scripts, batch: int = 200) -> int:
+async def undo_stale(redis: StateRedis, scripts: Scripts, batch: int = 200) -> int:
     """Undo the reservations in steps past their deadline, in every bucket (their process died, or
     is too slow to be waited for); returns how many were undone."""
     now_ms = int(time.time() * 1000)

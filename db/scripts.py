@@ -24,6 +24,7 @@ Errors raised here:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -32,16 +33,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from db import buckets, keys
 from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLimitExceeded
+from db.state_redis import StateRedis
 from db.stock_events import STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS, OwedStockFigures
 from db.values import as_text
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+# A guest cart merged in steps is remembered this long, so a repeat merges nothing twice.
+MERGE_MEMORY_SECONDS = 86400
 _INCLUDE = re.compile(r"^--#include (\w+)$", re.MULTILINE)
 
 
@@ -217,6 +221,15 @@ def _unexpected(script: str, status: str) -> RuntimeError:
     return RuntimeError(f"{script} answered {status}")
 
 
+def _merge_counts(values: list[Any]) -> MergeCounts:
+    return MergeCounts(
+        guest_lines=int(values[0]),
+        lines_added=int(values[1]),
+        lines_combined=int(values[2]),
+        lines_capped=[int(as_text(pid)) for pid in values[3:]],
+    )
+
+
 def _reserved(total: Any, currency: Any, enqueue: Any, lines_json: Any) -> Reserved:
     return Reserved(
         total_cents=int(total),
@@ -262,8 +275,11 @@ class Scripts:
     (NOSCRIPT), so the source is never resent on the hot path.
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: StateRedis, *, in_steps: bool = False) -> None:
         self.client = client
+        # A cluster: a change whose keys live on several slots (a status mirrored, a batch
+        # persisted, a cart merged) runs as steps of one slot each, from the same Lua sources.
+        self.in_steps = in_steps
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in script_names()
         }
@@ -462,8 +478,12 @@ class Scripts:
         released: Sequence[ReleaseLine] = (),
         marker_ttl_seconds: int = 7 * 86400,
     ) -> bool:
-        """Mirror a committed status change into Redis and publish it (db/lua/order_status.lua).
-        Safe to repeat: True only for the call that gave the units back."""
+        """Mirror a committed status change into Redis and publish it (db/lua/order_status.lua, or
+        its steps). Safe to repeat: True only for the call that gave the allowance back."""
+        if self.in_steps:
+            return await self._order_status_in_steps(
+                order_id=order_id, customer_id=customer_id, status=status, cancel_reason=cancel_reason,
+                at_ms=at_ms, released=released, marker_ttl_seconds=marker_ttl_seconds)
         pids = [line.product_id for line in released]
         args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id),
                            marker_ttl_seconds, STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS]
@@ -481,6 +501,50 @@ class Scripts:
             self.owed_stock.owe(int(as_text(pid)) for pid in values[1:])
         return int(values[0]) == 1
 
+    async def _order_status_in_steps(
+        self, *, order_id: str, customer_id: int, status: str, cancel_reason: str | None, at_ms: int,
+        released: Sequence[ReleaseLine], marker_ttl_seconds: int,
+    ) -> bool:
+        """order_status in steps: each line's units back on its product's slot, side by side, then
+        the customer's side, which publishes the change once the stock is back. Each step gives back
+        once, so the outbox's sweeper may run them all again."""
+        if status == "CANCELLED":
+            await asyncio.gather(*(self.stock_release(order_id, line, marker_ttl_seconds) for line in released))
+        return await self.order_mirror(
+            order_id=order_id, customer_id=customer_id, status=status, cancel_reason=cancel_reason, at_ms=at_ms,
+            released=released, marker_ttl_seconds=marker_ttl_seconds)
+
+    async def stock_release(self, order_id: str, line: ReleaseLine, marker_ttl_seconds: int) -> bool:
+        """A cancelled line's units back to its counter, once (db/lua/stock_release.lua); True for
+        the call that gave them back."""
+        pid = line.product_id
+        status, values = await self._run(
+            "stock_release",
+            [keys.stock(pid), keys.stock_epoch(pid), keys.stock_published(pid), keys.stock_released(pid, order_id)],
+            [pid, line.quantity, line.epoch, keys.stock_channel(pid), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS,
+             marker_ttl_seconds])
+        if status != "OK":
+            raise _unexpected("stock_release", status)
+        if int(values[1]) == 1:
+            self.owed_stock.owe([pid])
+        return int(values[0]) == 1
+
+    async def order_mirror(
+        self, *, order_id: str, customer_id: int, status: str, cancel_reason: str | None, at_ms: int,
+        released: Sequence[ReleaseLine], marker_ttl_seconds: int,
+    ) -> bool:
+        """The customer's side of a status change (db/lua/order_mirror.lua): the allowance back once
+        when cancelled, the cached record, the event. True for the call that gave the allowance back."""
+        args: list[Any] = [order_id, status, cancel_reason or "", at_ms, keys.order_channel(order_id),
+                           marker_ttl_seconds]
+        for line in released:
+            args += [line.product_id, line.quantity]
+        reply, values = await self._run(
+            "order_mirror", [keys.order(order_id), keys.allowance(customer_id), keys.order_released(order_id)], args)
+        if reply != "OK":
+            raise _unexpected("order_mirror", reply)
+        return int(values[0]) == 1
+
     async def orders_read(self, order_ids: Sequence[str]) -> list[dict[str, str] | None]:
         """The orders' Redis records in one reply; None for an id without one."""
         if not order_ids:
@@ -496,6 +560,8 @@ class Scripts:
     async def orders_persisted(self, orders: Sequence[PersistedOrder], status_cache_seconds: int) -> int:
         """After the commit: drop the orders' holds and to-persist entries, once each. Returns how
         many this call finished (a second call, or one after a crash, finishes none)."""
+        if self.in_steps:
+            await self._stock_unhold(orders)
         by_queue: dict[str, list[PersistedOrder]] = {}
         for order in orders:
             by_queue.setdefault(keys.orders_to_persist_of(order.order_id), []).append(order)
@@ -507,7 +573,7 @@ class Scripts:
             for order in group:
                 # An order made before buckets held its units on the old stock:held:<pid> names, which
                 # nothing reads any more; taking them off the new counters would count them twice.
-                held = order.lines if buckets.of_order(order.order_id) is not None else ()
+                held = order.lines if buckets.of_order(order.order_id) is not None and not self.in_steps else ()
                 script_keys += [keys.order(order.order_id), keys.orders_inflight(order.customer_id),
                                 *[keys.stock_held(pid) for pid, _ in held]]
                 args += [order.order_id, len(held), *[qty for _, qty in held]]
@@ -516,6 +582,26 @@ class Scripts:
                 raise _unexpected("orders_persisted", status)
             finished += int(values[0])
         return finished
+
+    async def _stock_unhold(self, orders: Sequence[PersistedOrder]) -> None:
+        """The products' part of orders_persisted in steps: one call per product of the batch, side by
+        side, before the bucket's part (if this process dies in between, the batch is drained again
+        and each order's take mark says its hold was dropped already)."""
+        by_product: dict[int, list[str]] = {}
+        for order in orders:
+            for pid, _ in order.lines:
+                by_product.setdefault(pid, []).append(order.order_id)
+        await asyncio.gather(*(self.stock_unhold(pid, oids) for pid, oids in by_product.items()))
+
+    async def stock_unhold(self, product_id: int, order_ids: Sequence[str]) -> int:
+        """Drop the holds of persisted orders reserved in steps on one product, once each
+        (db/lua/stock_unhold.lua); returns the units no longer held."""
+        status, values = await self._run(
+            "stock_unhold",
+            [keys.stock_held(product_id), *(keys.stock_taken(product_id, oid) for oid in order_ids)], [])
+        if status != "OK":
+            raise _unexpected("stock_unhold", status)
+        return int(values[0])
 
     async def allowance_load(self, customer_id: int, units: Mapping[int, int], ttl_seconds: int) -> bool:
         """Create the customer's allowance hash unless it exists; True when this call created it."""
@@ -640,6 +726,10 @@ class Scripts:
         self, guest: str, customer: str, strategy: str, *, now_ms: int, guest_ttl_seconds: int,
         customer_ttl_seconds: int, max_units: int, max_lines: int,
     ) -> MergeCounts:
+        if self.in_steps:
+            return await self._cart_merge_in_steps(
+                guest, customer, strategy, now_ms=now_ms, guest_ttl_seconds=guest_ttl_seconds,
+                customer_ttl_seconds=customer_ttl_seconds, max_units=max_units, max_lines=max_lines)
         status, values = await self._run(
             "cart_merge",
             [keys.cart(guest), keys.cart(customer), keys.carts_dirty_of(customer), keys.carts_dirty_of(guest)],
@@ -649,12 +739,52 @@ class Scripts:
             raise CartMissing()
         if status != "OK":
             raise _unexpected("cart_merge", status)
-        return MergeCounts(
-            guest_lines=int(values[0]),
-            lines_added=int(values[1]),
-            lines_combined=int(values[2]),
-            lines_capped=[int(as_text(pid)) for pid in values[3:]],
-        )
+        return _merge_counts(values)
+
+    async def _cart_merge_in_steps(
+        self, guest: str, customer: str, strategy: str, *, now_ms: int, guest_ttl_seconds: int,
+        customer_ttl_seconds: int, max_units: int, max_lines: int,
+    ) -> MergeCounts:
+        """cart_merge in steps, the two carts being on different slots: the guest cart read on its
+        slot, its lines merged on the customer's (once per guest cart version), then the guest cart
+        emptied if unchanged since the read."""
+        flat = {as_text(k): as_text(v) for k, v in (await self.client.hgetall(keys.cart(guest))).items()}
+        if not flat:
+            raise CartMissing()
+        lines = sorted((int(pid), int(qty)) for pid, qty in flat.items() if not pid.startswith("_"))
+        version = flat.get("_v", "")
+        counts = await self.cart_merge_in(
+            guest, version, lines, customer, strategy, now_ms=now_ms, customer_ttl_seconds=customer_ttl_seconds,
+            max_units=max_units, max_lines=max_lines)
+        if lines:
+            await self.cart_empty(guest, version, now_ms=now_ms, ttl_seconds=guest_ttl_seconds)
+        return counts
+
+    async def cart_merge_in(
+        self, guest: str, guest_version: str, guest_lines: Sequence[tuple[int, int]], customer: str, strategy: str,
+        *, now_ms: int, customer_ttl_seconds: int, max_units: int, max_lines: int,
+    ) -> MergeCounts:
+        """A guest cart's lines, read at `guest_version`, merged into the customer's cart once
+        (db/lua/cart_merge_in.lua): a repeat answers the first merge's counts."""
+        args: list[Any] = [strategy, max_units, max_lines, now_ms, customer_ttl_seconds, customer,
+                           f"{guest}|{guest_version}", MERGE_MEMORY_SECONDS]
+        for pid, qty in guest_lines:
+            args += [pid, qty]
+        status, values = await self._run(
+            "cart_merge_in", [keys.cart(customer), keys.carts_dirty_of(customer), keys.cart_merged(customer)], args)
+        if status == "MISSING":
+            raise CartMissing()
+        if status != "OK":
+            raise _unexpected("cart_merge_in", status)
+        return _merge_counts(values)
+
+    async def cart_empty(self, owner: str, version: str, *, now_ms: int, ttl_seconds: int) -> bool:
+        """Empty a cart unless it changed since `version` (db/lua/cart_empty.lua); True when emptied."""
+        status, values = await self._run("cart_empty", [keys.cart(owner), keys.carts_dirty_of(owner)],
+                                         [version, now_ms, ttl_seconds, owner])
+        if status != "OK":
+            raise _unexpected("cart_empty", status)
+        return int(values[0]) == 1
 
     async def cart_restore(self, owner: str, lines: Mapping[int, int], *, updated_ms: int, ttl_seconds: int) -> bool:
         """Put a cart read from PostgreSQL into Redis unless it is there; True when this call did."""
@@ -666,9 +796,20 @@ class Scripts:
             raise _unexpected("cart_restore", status)
         return int(values[0]) == 1
 
-    async def cart_flushed(self, pipe: Pipeline, owner: str, version: int) -> None:
-        """Queue on `pipe`: clear the owner's dirty mark unless the cart changed after `version`."""
-        await self._call("cart_flushed", [keys.cart(owner), keys.carts_dirty_of(owner)], [owner, version], client=pipe)
+    async def cart_flushed(self, versions: Sequence[tuple[str, int]]) -> None:
+        """Clear each owner's dirty mark unless its cart changed after the version written, in one
+        round trip. On a cluster the calls go side by side instead: a cluster pipeline would not load
+        a script a node lacks (a promoted replica)."""
+        if isinstance(self.client, RedisCluster):
+            await asyncio.gather(*(
+                self._call("cart_flushed", [keys.cart(owner), keys.carts_dirty_of(owner)], [owner, version])
+                for owner, version in versions))
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for owner, version in versions:
+                await self._call("cart_flushed", [keys.cart(owner), keys.carts_dirty_of(owner)], [owner, version],
+                                 client=pipe)
+            await pipe.execute()
 
     # Payments --------------------------------------------------------------------------------
 

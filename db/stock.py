@@ -21,23 +21,23 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import buckets, keys
 from db.backends import Backends
+from db.state_redis import StateRedis, mget
 from db.values import as_text
 
 # The reconciler remembers a drift it saw once for this long, waiting to see it again.
 DRIFT_MEMORY_SECONDS = 600
 
 
-async def read_epochs(redis: Redis, product_ids: Sequence[int]) -> dict[int, str]:
+async def read_epochs(redis: StateRedis, product_ids: Sequence[int]) -> dict[int, str]:
     """Each product's rebuild epoch ('' before its first rebuild), read inside a transaction that
     holds the products' stock rows, for a give-back after the commit."""
     pids = list(product_ids)
-    raw = await redis.mget([keys.stock_epoch(p) for p in pids]) if pids else []
+    raw = await mget(redis, [keys.stock_epoch(p) for p in pids])
     return {p: as_text(v) if v is not None else "" for p, v in zip(pids, raw, strict=True)}
 
 
@@ -56,7 +56,7 @@ class StockCounters:
         """Live counters for the given products, one MGET; None for a product that does not exist."""
         if not product_ids:
             return []
-        raw = await self._redis.mget([keys.stock(pid) for pid in product_ids])
+        raw = await mget(self._redis, [keys.stock(pid) for pid in product_ids])
         missing = [pid for pid, value in zip(product_ids, raw, strict=True) if value is None]
         rebuilt = await self.rebuild(missing) if missing else {}
         return [

@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
@@ -16,6 +15,7 @@ from db import buckets, keys
 from db.order_persistence import persist_pending
 from db.order_transitions import expire_due, mirror_owed
 from db.reservation import undo_stale
+from db.state_redis import StateRedis
 from db.stock import reconcile
 from jobs import runtime
 
@@ -43,7 +43,7 @@ class _HeldLocks:
         self.renewed = time.monotonic()
 
 
-async def _waiting(redis: Redis, queues: Sequence[str]) -> bool:
+async def _waiting(redis: StateRedis, queues: Sequence[str]) -> bool:
     async with redis.pipeline(transaction=False) as pipe:
         for queue in queues:
             pipe.zcard(queue)

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import buckets
-from db.backends import Backends, redis_client
+from db.backends import Backends, state_client
 from db.carts import CartTTLs
 from db.engine import make_engine, make_sessionmaker
 
@@ -30,13 +30,16 @@ class JobConfig:
     customer_cart_ttl_days: int = 90
     statement_cache: bool = True  # off behind a transaction-pooling PgBouncer (DATABASE_POOLER)
     marks_writes: bool = False  # a read replica serves order history (DATABASE_READ_URL)
+    in_steps: bool = False  # changes spanning slots run in steps, as a cluster needs (RESERVE_IN_STEPS)
+    redis_cluster: bool = False  # redis_url names any node of a cluster (REDIS_CLUSTER)
 
     @classmethod
     def from_env(cls) -> JobConfig:
         return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"],
                    redis_buckets=int(os.environ.get("REDIS_BUCKETS") or buckets.DEFAULT_COUNT),
                    statement_cache=os.environ.get("DATABASE_POOLER", "none") == "none",
-                   marks_writes=os.environ.get("DATABASE_READ_URL", "") not in {"", os.environ["DATABASE_URL"]})
+                   marks_writes=os.environ.get("DATABASE_READ_URL", "") not in {"", os.environ["DATABASE_URL"]},
+                   in_steps=os.environ.get("RESERVE_IN_STEPS", "").lower() in {"1", "true", "yes", "on"})
 
     @property
     def cart_ttls(self) -> CartTTLs:
@@ -49,8 +52,9 @@ class Runtime:
         buckets.configure(config.redis_buckets)
         self.loop = asyncio.new_event_loop()
         self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2, statement_cache=config.statement_cache)
-        self.backends = Backends.of(redis_client(config.redis_url, max_connections=16), make_sessionmaker(self.engine),
-                                    marks_writes=config.marks_writes)
+        self.backends = Backends.of(state_client(config.redis_url, cluster=config.redis_cluster, max_connections=16),
+                                    make_sessionmaker(self.engine),
+                                    marks_writes=config.marks_writes, in_steps=config.in_steps)
 
     def close(self) -> None:
         async def _close() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from strawberry.dataloader import DataLoader
 
 from db.accounts import Accounts, Viewer
@@ -16,6 +15,7 @@ from db.drops import DropRecord, Drops
 from db.errors import Forbidden, NotAuthenticated
 from db.events import EventHub
 from db.orders import Orders
+from db.state_redis import StateRedis
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
 
@@ -26,7 +26,7 @@ class Services(Protocol):
     @property
     def backends(self) -> Backends: ...
     @property
-    def redis(self) -> Redis: ...
+    def redis(self) -> StateRedis: ...
     @property
     def stock(self) -> StockCounters: ...
     @property

@@ -80,7 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         await warm_state(state)
         freeze_startup_heap()
-        app.state.metrics_registry = registry_for(settings.redis_url, settings.effective_queue_redis_url)
+        app.state.metrics_registry = registry_for(settings.redis_url, settings.effective_queue_redis_url,
+                                                  cluster=settings.redis_cluster)
         gauge_task = asyncio.create_task(publish_subscriber_count(state.events))
         freezer_task = asyncio.create_task(freeze_crowds(state.events))
         try:

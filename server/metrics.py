@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.cluster import RedisCluster
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -40,7 +41,7 @@ SUBSCRIPTIONS = Gauge("rushcart_active_subscriptions", "Open GraphQL subscriptio
 class QueueCollector(Collector):
     """Backlog figures read from Redis at scrape time."""
 
-    def __init__(self, state: redis.Redis, queue: redis.Redis) -> None:
+    def __init__(self, state: redis.Redis | RedisCluster, queue: redis.Redis) -> None:
         self._redis = state
         self._queue = queue
 
@@ -70,7 +71,7 @@ class QueueCollector(Collector):
                                 value=max(0.0, lag))
 
 
-def registry_for(redis_url: str, queue_redis_url: str) -> CollectorRegistry:
+def registry_for(redis_url: str, queue_redis_url: str, *, cluster: bool = False) -> CollectorRegistry:
     """All processes' samples (multiprocess mode) or this process's, plus the Redis backlog."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -79,8 +80,9 @@ def registry_for(redis_url: str, queue_redis_url: str) -> CollectorRegistry:
         registry = CollectorRegistry()
         for metric in (ORDERS, RESERVATION_SECONDS, WEBHOOKS, SUBSCRIPTIONS):
             registry.register(metric)
-    registry.register(QueueCollector(redis.Redis.from_url(redis_url, socket_timeout=2),
-                                     redis.Redis.from_url(queue_redis_url, socket_timeout=2)))
+    state = (RedisCluster.from_url(redis_url, socket_timeout=2) if cluster
+             else redis.Redis.from_url(redis_url, socket_timeout=2))
+    registry.register(QueueCollector(state, redis.Redis.from_url(queue_redis_url, socket_timeout=2)))
     return registry
 
 

@@ -127,7 +127,17 @@ class Settings:
     ws_init_timeout_seconds: int = 10
     # Reserve an order in steps, one slot each, as a cluster needs (db.reservation), on one node too.
     reserve_in_steps: bool = False
+    # REDIS_URL names any node of a Redis/Valkey Cluster; QUEUE_REDIS_URL is then required.
+    redis_cluster: bool = False
+    # An order or a cancellation is answered only once this many replicas of every shard it
+    # touched hold it (WAIT after its writes).
+    redis_wait_replicas: int = 0
     secret_generated: bool = field(default=False, compare=False)
+
+    @property
+    def in_steps(self) -> bool:
+        """Changes whose keys span slots run as steps of one slot each: on a cluster, or when asked."""
+        return self.reserve_in_steps or self.redis_cluster
 
     @property
     def production(self) -> bool:
@@ -187,14 +197,11 @@ class Settings:
             raise SettingsError("PAYMENT_WEBHOOK_SECRET must be at least 24 characters in production")
         if production and (not env.get("DATABASE_URL") or not env.get("REDIS_URL")):
             raise SettingsError("DATABASE_URL and REDIS_URL are required when RUSHCART_ENV=production")
-        if _bool(env, "REDIS_CLUSTER", False):
-            # Refused rather than ignored: against a cluster the steps below would fail order by order.
-            raise SettingsError(
-                "REDIS_CLUSTER=true is not supported by this version yet: the keys are laid out for a "
-                "cluster and an order can be reserved in steps (RESERVE_IN_STEPS), but releasing a "
-                "cancelled order, persisting a batch and merging carts still touch several hash slots in "
-                "one step, and the API does not speak the cluster protocol. Point REDIS_URL at a "
-                "standalone Redis or Valkey (with a replica for failover) until they are split.")
+        cluster = _bool(env, "REDIS_CLUSTER", False)
+        if cluster and not env.get("QUEUE_REDIS_URL"):
+            # RQ cannot run on a cluster (its queues' keys span slots in one transaction).
+            raise SettingsError("REDIS_CLUSTER=true needs QUEUE_REDIS_URL: a standalone Redis or Valkey for "
+                                "the job queues, which cannot live on a cluster")
         return cls(
             rushcart_env=rushcart_env,
             database_url=env.get("DATABASE_URL", ""),
@@ -238,6 +245,8 @@ class Settings:
             request_body_timeout_seconds=_int(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10, 1),
             ws_deflate=_bool(env, "WS_DEFLATE", False),
             reserve_in_steps=_bool(env, "RESERVE_IN_STEPS", False),
+            redis_cluster=cluster,
+            redis_wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0),
             ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 10, 1),
         )
 

@@ -6,12 +6,11 @@ import asyncio
 import gc
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import buckets, keys
 from db.accounts import Accounts, SignInLimits
-from db.backends import Backends, redis_client
+from db.backends import Backends, redis_client, state_client
 from db.carts import CartStore, CartTTLs
 from db.catalog import Catalog
 from db.drop_line import DropLine, stop_ticker
@@ -21,6 +20,7 @@ from db.events import EventHub
 from db.orders import Orders
 from db.read_replica import Reads
 from db.session_ids import SessionIds
+from db.state_redis import StateRedis
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
 from server.settings import Settings
@@ -33,7 +33,7 @@ class AppState:
 
     engine: AsyncEngine
     backends: Backends
-    cache: Redis
+    cache: StateRedis
     stock: StockCounters
     catalog: Catalog
     accounts: Accounts
@@ -49,7 +49,7 @@ class AppState:
     drop_ticker: asyncio.Task[None] | None = None
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> StateRedis:
         return self.backends.redis
 
 
@@ -67,8 +67,9 @@ def open_state(settings: Settings) -> AppState:
         if settings.database_read_url and settings.database_read_url != settings.database_url
         else None
     )
-    redis = redis_client(settings.redis_url)
-    backends = Backends.of(redis, make_sessionmaker(engine), marks_writes=read_engine is not None)
+    redis = state_client(settings.redis_url, cluster=settings.redis_cluster)
+    backends = Backends.of(redis, make_sessionmaker(engine), marks_writes=read_engine is not None,
+                           in_steps=settings.in_steps)
     reads = Reads(backends.sessions, make_sessionmaker(read_engine) if read_engine else None, redis)
     cache = (
         redis_client(settings.cache_redis_url)
@@ -100,7 +101,7 @@ def open_state(settings: Settings) -> AppState:
             backends, CartTTLs(settings.guest_cart_ttl_days * 86400, settings.customer_cart_ttl_days * 86400)
         ),
         orders=Orders(backends, stock, settings.order_payment_ttl_seconds, reads, drop_line,
-                      in_steps=settings.reserve_in_steps),
+                      in_steps=settings.in_steps),
         enqueuer=JobEnqueuer(settings.effective_queue_redis_url),
         events=EventHub(redis),
         drops=drops,

@@ -30,6 +30,8 @@ def job_config(settings: Settings) -> JobConfig:
         customer_cart_ttl_days=settings.customer_cart_ttl_days,
         statement_cache=settings.statement_cache,
         marks_writes=settings.database_read_url not in {"", settings.database_url},
+        in_steps=settings.in_steps,
+        redis_cluster=settings.redis_cluster,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from db import buckets, keys
 from db.engine import asyncpg_dsn
@@ -46,7 +47,16 @@ def api(stack: Stack) -> Api:
 
 @pytest.fixture(scope="session")
 async def redis(stack: Stack) -> AsyncIterator[Any]:
-    client = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client: Any = (RedisCluster.from_url(stack.redis_url, decode_responses=True) if stack.cluster is not None
+                   else aioredis.Redis.from_url(stack.redis_url, decode_responses=True))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def queue_redis(stack: Stack) -> AsyncIterator[Any]:
+    """Where RQ's queues live: the state Redis, or a server of their own beside a cluster."""
+    client = aioredis.Redis.from_url(stack.env.get("QUEUE_REDIS_URL") or stack.redis_url, decode_responses=True)
     yield client
     await client.aclose()
 

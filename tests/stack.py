@@ -1,6 +1,8 @@
 """A live rushcart for tests: real PostgreSQL, Redis, API server process and RQ worker processes.
 
-With DATABASE_URL / REDIS_URL unset, embedded servers start under .data/test. The test
+With DATABASE_URL / REDIS_URL unset, embedded servers start under .data/test; with
+RUSHCART_TEST_CLUSTER set too, the state Redis is a 3-primary + 3-replica Valkey Cluster and RQ's
+queues get a standalone server (REDIS_CLUSTER=true, QUEUE_REDIS_URL). The test
 database is dropped and recreated each run, and Redis starts empty. With
 RUSHCART_TEST_POOLER=pgbouncer the API servers and workers reach PostgreSQL through a real
 PgBouncer in transaction pooling mode (tests/pgbouncer.py); the tests' own connections do not.
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from db.migrate import upgrade
-from server.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.embedded import EmbeddedCluster, EmbeddedPostgres, EmbeddedRedis
 
 if TYPE_CHECKING:
     from tests.pgbouncer import PgBouncer
@@ -81,6 +83,9 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     extra_servers: list[ApiProcess] = field(default_factory=list)
     pgbouncer: PgBouncer | None = None
+    # RUSHCART_TEST_CLUSTER: the state on a cluster, RQ's queues on a server of their own.
+    cluster: EmbeddedCluster | None = None
+    queue_server: EmbeddedRedis | None = None
 
     @property
     def base_url(self) -> str:
@@ -234,8 +239,9 @@ class Stack:
                 self.server.kill()
         if self.pgbouncer is not None:
             self.pgbouncer.stop()
-        if self.redis_server is not None:
-            self.redis_server.stop()
+        for server in (self.redis_server, self.queue_server, self.cluster):
+            if server is not None:
+                server.stop()
         if self.postgres is not None:
             self.postgres.stop()
 
@@ -280,7 +286,17 @@ def start_stack() -> Stack:
         postgres = EmbeddedPostgres(data_dir / "pg", database="rushcart_test")
         database_url = postgres.start()
         postgres.recreate_database()
-    if not redis_url:
+    cluster = queue_server = None
+    cluster_env: dict[str, str] = {}
+    if os.environ.get("RUSHCART_TEST_CLUSTER") and not redis_url:
+        # A 3-primary + 3-replica cluster for the state, a standalone server for RQ's queues.
+        shutil.rmtree(data_dir / "redis-cluster", ignore_errors=True)
+        shutil.rmtree(data_dir / "queue-redis", ignore_errors=True)
+        cluster = EmbeddedCluster(data_dir / "redis-cluster")
+        redis_url = cluster.start()
+        queue_server = EmbeddedRedis(data_dir / "queue-redis")
+        cluster_env = {"REDIS_CLUSTER": "true", "QUEUE_REDIS_URL": queue_server.start()}
+    elif not redis_url:
         shutil.rmtree(data_dir / "redis", ignore_errors=True)
         redis_server = EmbeddedRedis(data_dir / "redis")
         redis_url = redis_server.start()
@@ -291,8 +307,9 @@ def start_stack() -> Stack:
     if os.environ.get("DATABASE_URL"):
         _reset_external_database(database_url)
     upgrade(database_url)
-    env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
-    stack = Stack(database_url, redis_url, env, postgres=postgres, redis_server=redis_server)
+    env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url, **cluster_env}
+    stack = Stack(database_url, redis_url, env, postgres=postgres, redis_server=redis_server, cluster=cluster,
+                  queue_server=queue_server)
     try:
         if os.environ.get("RUSHCART_TEST_POOLER") == "pgbouncer":
             from tests.pgbouncer import PgBouncer

@@ -3,7 +3,7 @@
 -- taken: check the lines against the customer's limits, one currency and the largest total, as
 -- order_reserve.lua does, then record the order exactly as it does (lib/reserve.lua). A
 -- reservation the sweeper has begun to undo is not committed: {'UNDONE'}; a refused one is left
--- for the caller to undo.
+-- for the caller to undo. Sent again after it ran, it answers as it did.
 -- KEYS[1] idem:<cid>:<key>   KEYS[2] allow:<cid>   KEYS[3] orders:topersist   KEYS[4] persist:pending
 -- KEYS[5] order:<oid>   KEYS[6] orders:inflight:<cid>   KEYS[7] carts:dirty   KEYS[8] reserving:<oid>
 -- KEYS[9] orders:reserving   KEYS[10] the idempotency key's lock   KEYS[11] cart:<owner> (checkout
@@ -20,6 +20,12 @@
 --#include cart
 --#include stock_event
 --#include reserve
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  -- This commit ran and its reply was lost (the client sent it again after a dropped connection):
+  -- answer it again. Read as a refusal, it would undo the units of an order that exists.
+  local o = redis.call('HMGET', KEYS[5], 'total_cents', 'currency', 'lines')
+  return {'OK', tonumber(o[1]), o[2], 0, o[3]}
+end
 if redis.call('HGET', KEYS[8], 'state') ~= 'RESERVING' then
   return {'UNDONE'}
 end

@@ -9,6 +9,10 @@
 -- Returns {'OK', units given back, 1 if the stock figure is owed else 0}.
 --#include stock_event
 local mark = redis.call('GET', KEYS[5])
+if mark == 'persisted' then
+  -- The order was committed and persisted: its units are no undo's to give back.
+  return {'OK', 0, 0}
+end
 redis.call('SET', KEYS[5], 'undone', 'EX', ARGV[5])
 if not mark or mark == 'undone' then
   return {'OK', 0, 0}

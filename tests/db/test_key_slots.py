@@ -7,8 +7,9 @@ representative flow in the test process against the real server (sign-in, guest 
 merge, write-behind, orders placed and checked out, a counter rebuilt, persistence, a payment, a
 cancellation, restocks, the reconciler) and records every call at the one place scripts are sent.
 
-Steps that still cross slots because they are not split yet are listed in CROSSING with their
-reason. The list must shrink honestly: the test fails when a listed script no longer crosses.
+The one-node calls whose keys span slots are listed in CROSSING with the steps a cluster runs
+instead; the flow runs those steps too, and each of them must stay on one slot. The test fails when
+a listed script no longer crosses, so the list stays true.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import pytest
 from redis.crc import key_slot
 
 from db import buckets, keys
-from db.carts import CartTTLs, customer_owner, flush_dirty, guest_owner
+from db.backends import Backends
+from db.carts import CartStore, CartTTLs, customer_owner, flush_dirty, guest_owner
 from db.drop_line import customer_shopper
 from db.drops import NewDrop
 from db.enums import CancelReason
@@ -42,15 +44,13 @@ from server.webhooks import receive, sign
 from tests.conftest import unique
 from tests.server.test_webhooks import SECRET
 
+# One call on one node, whose keys span slots; a cluster runs the same Lua as steps of one slot each,
+# which the flow below exercises too.
 CROSSING = {
-    "order_reserve": "reserves on each product's slot and records in the customer's bucket in one call, for one "
-                     "node; a cluster runs the same steps one slot each (db.reservation, RESERVE_IN_STEPS)",
-    "order_status": "a cancellation gives units back to each product's counter and the allowance in the "
-                    "customer's bucket in one step; split with the reservation in step 2",
-    "orders_persisted": "a batch (one bucket) drops the holds it leaves on each product's stock:held; "
-                        "split with the reservation in step 2",
-    "cart_merge": "the guest cart (session bucket) and the customer's cart (customer bucket) change in one "
-                  "step; split in step 2",
+    "order_reserve": "a cluster runs order_begin, stock_take per product, order_commit (db.reservation)",
+    "order_status": "a cluster runs stock_release per product, then order_mirror (Scripts, in steps)",
+    "orders_persisted": "a cluster runs stock_unhold per product, then the bucket's part alone (Scripts, in steps)",
+    "cart_merge": "a cluster runs cart_merge_in on the customer's bucket, then cart_empty on the guest's",
 }
 
 
@@ -77,7 +77,7 @@ def recorder(scripts: Scripts, calls: list[Call]) -> Any:
     return record
 
 
-async def representative_flow(state: Any, make_product: Any, redis: Any) -> None:
+async def representative_flow(state: Any, make_product: Any, redis: Any, stepped_backends: Backends) -> None:
     a, b = await make_product(stock=50), await make_product(stock=50)
     pa, pb = int(a["id"]), int(b["id"])
     email, password = f"{unique('slots')}@example.com", "correct horse battery"
@@ -133,11 +133,17 @@ async def representative_flow(state: Any, make_product: Any, redis: Any) -> None
     await state.orders.reserve(cid, [(pd, 1)], unique("k"), shoppers=[shopper])  # drop_pass_spend
     await state.drops.end(drop.id)  # drop_end
 
-    # The same orders in steps, as on a cluster (db.reservation): each step on one slot.
-    stepped = Orders(state.backends, state.stock, 900, line=state.drop_line, in_steps=True)
-    await stepped.reserve(cid, [(pa, 1), (pb, 1)], unique("k"))  # order_begin, stock_take, order_commit
+    # The same changes in steps, as on a cluster (db.reservation, Scripts in steps): each step on one slot.
+    stepped = Orders(stepped_backends, state.stock, 900, line=state.drop_line, in_steps=True)
+    three = await stepped.reserve(cid, [(pa, 1), (pb, 1)], unique("k"))  # order_begin, stock_take, order_commit
     with pytest.raises(OutOfStock):  # stock_untake, order_abandon
         await stepped.reserve(cid, [(pa, 1), (pb, 999)], unique("k"))
+    await persist_every_queue(stepped_backends, 500)  # stock_unhold, orders_persisted
+    # stock_release, order_mirror
+    await cancel_order(stepped_backends, OrderRef(cid, three.order.id), CancelReason.CUSTOMER)
+    carts = CartStore(stepped_backends, CartTTLs(86400, 86400))
+    await carts.change(guest, "add", pb, 1)
+    await carts.merge(guest, mine, "MERGE")  # cart_merge_in, cart_empty
     await state.backends.scripts.order_begin(
         customer_id=cid, order_id=new_order_id(cid), idempotency_key=unique("k"), fingerprint="f",
         lines=[ReserveLine(pa, 1)], deadline_ms=0, lock_ttl_seconds=5, note_ttl_seconds=60)
@@ -148,7 +154,10 @@ async def test_every_script_call_stays_on_one_slot(state, make_product, redis, m
     """No script call of the flow spans slots but the listed ones, and each listed one still does."""
     calls: list[Call] = []
     monkeypatch.setattr(state.backends.scripts, "_call", recorder(state.backends.scripts, calls))
-    await asyncio.wait_for(representative_flow(state, make_product, redis), 120)
+    stepped = Scripts(state.redis, in_steps=True)
+    monkeypatch.setattr(stepped, "_call", recorder(stepped, calls))
+    stepped_backends = Backends(state.redis, stepped, state.backends.sessions)
+    await asyncio.wait_for(representative_flow(state, make_product, redis, stepped_backends), 120)
 
     made = {call.script for call in calls}
     assert set(script_names()) == made, "the flow must exercise every script"

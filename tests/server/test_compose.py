@@ -4,8 +4,10 @@ whose configuration (deploy/nginx.conf) bounds what reaches the API."""
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import crossplane
 import yaml
@@ -24,6 +26,9 @@ THIRD_PARTY = {
     "proxy": set(),
     "pgbouncer": {"DATABASE_URL", "POOL_MODE", "AUTH_TYPE", "MAX_CLIENT_CONN", "DEFAULT_POOL_SIZE"},
     "citus": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"},
+    **{f"valkey-{n}": set() for n in range(1, 7)},
+    "valkey-cluster-init": set(),
+    "queue-redis": set(),
 }
 
 
@@ -71,12 +76,17 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE.read_text()))
 
 
+def default_services() -> dict[str, Any]:
+    """What a plain `docker compose up` starts: the services in no profile."""
+    return {name: service for name, service in services().items() if not service.get("profiles")}
+
+
 def test_only_the_proxy_is_published() -> None:
-    """nginx (the official image) is the one service with a published port; the API replicas are reached
-    through it, and trust X-Forwarded-For from the proxy's fixed address only."""
+    """nginx (the official image) is the one service of the default stack with a published port; the API
+    replicas are reached through it, and trust X-Forwarded-For from the proxy's fixed address only."""
     s = services()
     assert s["proxy"]["image"].startswith("nginx:")
-    assert ["proxy"] == [name for name, service in s.items() if service.get("ports")]
+    assert ["proxy"] == [name for name, service in default_services().items() if service.get("ports")]
     assert ["8000:8080"] == s["proxy"]["ports"]
     proxy_address = s["proxy"]["networks"]["default"]["ipv4_address"]
     subnet = compose()["networks"]["default"]["ipam"]["config"][0]["subnet"]
@@ -184,3 +194,120 @@ def test_citus_profile_uses_the_official_image() -> None:
     """A `citus` profile holds the official Citus image and starts only when asked for."""
     citus = services()["citus"]
     assert (["citus"], True) == (citus["profiles"], citus["image"].startswith("citusdata/citus:"))
+
+
+CLUSTER_NODES = [f"valkey-{n}" for n in range(1, 7)]
+CLUSTER_SERVICES = {*CLUSTER_NODES, "valkey-cluster-init", "queue-redis", "api-cluster", "worker-cluster"}
+
+
+def flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def cluster_nodes() -> dict[str, Any]:
+    nodes = {}
+    for name, service in services().items():
+        command = service.get("command", [])
+        if "--cluster-enabled" in command and "yes" == flag(command, "--cluster-enabled"):
+            nodes[name] = service
+    return nodes
+
+
+def test_cluster_profile_holds_the_cluster_variant() -> None:
+    """`--profile cluster` adds the cluster variant and nothing else, and starts only when asked for."""
+    in_profile = {name for name, service in services().items() if "cluster" in service.get("profiles", [])}
+    assert CLUSTER_SERVICES == in_profile
+    for name in sorted(CLUSTER_SERVICES):
+        assert ["cluster"] == services()[name]["profiles"], name
+
+
+def test_cluster_has_six_durable_nodes_that_announce_their_service_names() -> None:
+    """Six Valkey 9 nodes (three primaries and their replicas once formed), each fsyncing every write, never
+    evicting, on a volume of its own, and telling clients the name they can resolve in the compose network."""
+    nodes = cluster_nodes()
+    assert CLUSTER_NODES == sorted(nodes)
+    declared = set(compose()["volumes"])
+    sources = []
+    for name, node in nodes.items():
+        command = node["command"]
+        assert node["image"].startswith("valkey/valkey:9"), name
+        assert ("yes", "always", "noeviction", "yes") == (
+            flag(command, "--appendonly"), flag(command, "--appendfsync"), flag(command, "--maxmemory-policy"),
+            flag(command, "--cluster-enabled")), name
+        assert (name, "hostname") == (
+            flag(command, "--cluster-announce-hostname"), flag(command, "--cluster-preferred-endpoint-type")), name
+        assert ["CMD", "valkey-cli", "ping"] == node["healthcheck"]["test"], name
+        [volume] = node["volumes"]
+        source, target = volume.split(":")
+        assert "/data" == target, name
+        sources.append(source)
+    assert len(set(sources)) == 6
+    assert set(sources) <= declared
+
+
+def test_cluster_init_forms_the_cluster_once_from_all_six_nodes() -> None:
+    """A one-shot service waits for every node, forms the cluster with one replica per primary, and leaves a
+    cluster that is already ok alone (a second `up` must not try to create it over its data)."""
+    init = services()["valkey-cluster-init"]
+    assert (init["image"].startswith("valkey/valkey:9"), "no") == (True, init["restart"])
+    assert {node: "service_healthy" for node in CLUSTER_NODES} == {
+        name: dependency["condition"] for name, dependency in init["depends_on"].items()}
+    script = init["command"][-1].splitlines()
+    [(created, create)] = [(number, shlex.split(line)) for number, line in enumerate(script)
+                           if line.split()[:3] == ["valkey-cli", "--cluster", "create"]]
+    assert (1, True) == (int(flag(create, "--cluster-replicas")), "--cluster-yes" in create)
+    # The nodes listen on Valkey's default port: none of them is given another.
+    assert all("--port" not in node["command"] for node in cluster_nodes().values())
+    assert {f"{node}:6379" for node in CLUSTER_NODES} == {arg for arg in create[3:] if ":" in arg}
+    [check] = [number for number, line in enumerate(script) if "cluster_state:ok" in line and "exit 0" in line]
+    assert check < created
+
+
+def test_cluster_api_and_workers_follow_the_cluster_contract() -> None:
+    """The cluster API and workers keep state on the cluster, queue RQ's jobs on a standalone Valkey, wait for
+    one replica, and start after migrations and the cluster's forming."""
+    s = services()
+    queue = s["queue-redis"]
+    assert "queue-redis" not in cluster_nodes()
+    assert queue["image"].startswith("valkey/valkey:9")
+    assert ("yes", "noeviction") == (
+        flag(queue["command"], "--appendonly"), flag(queue["command"], "--maxmemory-policy"))
+    assert ("rushcart", "serve") == tuple(s["api-cluster"]["command"][:2])
+    assert ("rushcart", "worker") == tuple(s["worker-cluster"]["command"][:2])
+    for name in ("api-cluster", "worker-cluster"):
+        env = s[name]["environment"]
+        assert ("true", "1") == (env["REDIS_CLUSTER"], env["REDIS_WAIT_REPLICAS"]), name
+        assert urlsplit(env["REDIS_URL"]).hostname in cluster_nodes(), name
+        assert "queue-redis" == urlsplit(env["QUEUE_REDIS_URL"]).hostname, name
+        # The rest (PgBouncer, the webhook secret) is the default stack's.
+        assert env["DATABASE_URL"] == s["api"]["environment"]["DATABASE_URL"], name
+        conditions = {dependency: spec["condition"] for dependency, spec in s[name]["depends_on"].items()}
+        assert "service_completed_successfully" == conditions["migrate"] == conditions["valkey-cluster-init"], name
+        assert "redis" not in conditions, name
+
+
+def test_cluster_api_is_published_beside_the_proxy() -> None:
+    """The cluster API is reachable on its own host port, which is not the proxy's."""
+    s = services()
+    published = {name: s[name]["ports"] for name in CLUSTER_SERVICES if s[name].get("ports")}
+    assert {"api-cluster": ["8001:8000"]} == published
+    api_command = s["api-cluster"]["command"]
+    assert "8000" == flag(api_command, "--port")
+
+
+def test_cluster_services_leave_the_proxy_its_address() -> None:
+    """Docker gives the default network's addresses out in order and does not hold back the proxy's fixed one:
+    a cluster service there starts only after the proxy, or the proxy fails with "Address already in use"."""
+    for name in sorted(CLUSTER_SERVICES):
+        service = services()[name]
+        if "default" in service.get("networks", ["default"]):
+            assert "proxy" in service["depends_on"], name
+    assert "cluster" in compose()["networks"]
+
+
+def test_default_stack_is_not_a_cluster() -> None:
+    """Without the profile nothing changes: no service is told Redis is a cluster or depends on the cluster's."""
+    for name, service in default_services().items():
+        assert "REDIS_CLUSTER" not in service.get("environment", {}), name
+        assert not set(service.get("depends_on", {})) & CLUSTER_SERVICES, name
+    assert {"postgres", "pgbouncer", "redis", "migrate", "api", "proxy", "worker"} == set(default_services())

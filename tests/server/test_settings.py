@@ -45,9 +45,16 @@ def test_known_variables_include_the_contract_names() -> None:
             "ORDER_PAYMENT_TTL_SECONDS", "EXPIRY_SWEEP_SECONDS"} <= known_variables()
 
 
-def test_cluster_mode_is_refused_until_it_is_supported() -> None:
-    """REDIS_CLUSTER=true stops start-up with the reason, rather than failing order by order later;
-    false (or unset) runs as usual."""
-    with pytest.raises(SettingsError, match="REDIS_CLUSTER=true is not supported"):
+def test_cluster_mode_needs_a_queue_redis_and_runs_every_change_in_steps() -> None:
+    """REDIS_CLUSTER=true without QUEUE_REDIS_URL stops start-up with the reason (RQ cannot run on a
+    cluster); with it, every change spanning slots runs in steps. Unset, nothing changes."""
+    with pytest.raises(SettingsError, match="QUEUE_REDIS_URL"):
         Settings.from_env({"REDIS_CLUSTER": "true"})
-    assert Settings.from_env({"REDIS_CLUSTER": "false"}).redis_url == ""
+    cluster = Settings.from_env({"REDIS_CLUSTER": "true", "QUEUE_REDIS_URL": "redis://queues:6379/0",
+                                 "REDIS_WAIT_REPLICAS": "1"})
+    assert (True, True, 1) == (cluster.redis_cluster, cluster.in_steps, cluster.redis_wait_replicas)
+    alone = Settings.from_env({"REDIS_CLUSTER": "false"})
+    assert (False, False, 0) == (alone.redis_cluster, alone.in_steps, alone.redis_wait_replicas)
+    with pytest.raises(SettingsError, match="REDIS_WAIT_REPLICAS"):
+        Settings.from_env({"REDIS_WAIT_REPLICAS": "-1"})
+    assert {"REDIS_CLUSTER", "QUEUE_REDIS_URL", "REDIS_WAIT_REPLICAS"} <= known_variables()

@@ -235,7 +235,7 @@ async def test_dev_pay_route_sends_a_signed_event(stack: Stack, buyer: Api, make
 
 
 async def payment_jobs(redis: Any) -> set[str]:
-    """Ids of the RQ jobs that apply payment events (queued or kept after they ran)."""
+    """Ids of the RQ jobs that apply payment events (queued or kept after they ran), on the queue Redis."""
     found = set()
     async for key in redis.scan_iter(match="rq:job:*", count=1000):
         description = await redis.hget(key, "description") if await redis.type(key) == "hash" else None
@@ -245,7 +245,7 @@ async def payment_jobs(redis: Any) -> set[str]:
 
 
 async def test_a_burst_of_webhooks_is_applied_in_batches(
-    stack: Stack, api: Api, make_product, pg, redis, wait_persisted
+    stack: Stack, api: Api, make_product, pg, queue_redis, wait_persisted
 ) -> None:
     """300 signed webhooks at once, for persisted orders and orders still in Redis, a duplicate and two
     failures among them: a few jobs apply them all, every order ends PAID or CANCELLED once, units back once."""
@@ -267,11 +267,11 @@ async def test_a_burst_of_webhooks_is_applied_in_batches(
         orders = persisted + in_redis
         failing = {persisted[0]["id"], in_redis[0]["id"]}
         bodies = [event(o, "payment.failed" if o["id"] in failing else "payment.succeeded") for o in orders]
-        jobs_before = await payment_jobs(redis)
+        jobs_before = await payment_jobs(queue_redis)
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) as client:
             answers = await asyncio.gather(*[post(stack, body, client=client) for body in [*bodies, bodies[7]]])
         assert [200] + [202] * 300 == sorted(a.status_code for a in answers)
-        jobs = await payment_jobs(redis) - jobs_before
+        jobs = await payment_jobs(queue_redis) - jobs_before
         # One job per 5 s of burst at most (the pending flag's life), however slow the machine.
         assert 1 <= len(jobs) <= 30, f"{len(jobs)} jobs for 300 events"
     finally:
