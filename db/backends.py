@@ -30,8 +30,8 @@ class Backends:
 
     @classmethod
     def of(cls, redis: StateRedis, sessions: async_sessionmaker[AsyncSession], *, marks_writes: bool = False,
-           in_steps: bool = False) -> Backends:
-        return cls(redis, Scripts(redis, in_steps=in_steps), sessions, marks_writes)
+           in_steps: bool = False, wait_replicas: int = 0) -> Backends:
+        return cls(redis, Scripts(redis, in_steps=in_steps, wait_replicas=wait_replicas), sessions, marks_writes)
 
 
 def state_client(url: str, *, cluster: bool, max_connections: int = 256) -> StateRedis:

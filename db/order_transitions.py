@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.backends import Backends
 from db.enums import CancelReason, OrderStatus
 from db.read_replica import mark_written
+from db.replication import NotReplicated
 from db.scripts import ReleaseLine
+from db.state_redis import UNREACHABLE
 from db.stock import read_epochs
 
 log = logging.getLogger("rushcart.transitions")
@@ -194,7 +195,7 @@ async def _mirror_status(
                 at_ms=at_ms, released=released,
             )
             return
-        except (ConnectionError, TimeoutError, BusyLoadingError):
+        except (*UNREACHABLE, NotReplicated):
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("Redis unreachable while mirroring order %s; retrying in %.2fs", ref.order_id, delay)

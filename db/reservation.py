@@ -27,6 +27,7 @@ for longer than the deadline and a sweep, and never answers an order that is not
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,8 @@ from db.scripts import (
 )
 from db.state_redis import StateRedis
 from db.values import as_text
+
+log = logging.getLogger("rushcart.reservation")
 
 # A reservation must be committed this long after it began, or the sweeper undoes it.
 DEADLINE_SECONDS = 5
@@ -108,7 +111,12 @@ async def reserve_in_steps(
         )
     except BaseException:
         # Shielded: a request cancelled mid-way (its client gone) must still give its units back.
-        await asyncio.shield(_undo_own(scripts, order_id, to_undo, keys.idempotency_lock(customer_id, idempotency_key)))
+        try:
+            await asyncio.shield(_undo_own(scripts, order_id, to_undo,
+                                           keys.idempotency_lock(customer_id, idempotency_key)))
+        except Exception:
+            # A shard that cannot answer (a failover) leaves the undo to the sweeper, past the deadline.
+            log.warning("reservation %s left for the sweeper to undo", order_id, exc_info=True)
         raise
 
 

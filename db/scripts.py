@@ -39,11 +39,17 @@ from redis.commands.core import AsyncScript
 
 from db import buckets, keys
 from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLimitExceeded
+from db.replication import Confirmer
 from db.state_redis import StateRedis
 from db.stock_events import STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS, OwedStockFigures
 from db.values import as_text
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+# The steps an order or a cancellation is answered after; with REDIS_WAIT_REPLICAS each counts once
+# replicas hold it (db.replication). An undo's give-back too: lost in a failover after its
+# reservation's note was abandoned, its units would stay held with nothing left to undo them.
+CONFIRMED = frozenset({"order_reserve", "order_begin", "stock_take", "order_commit", "stock_untake",
+                       "order_status", "stock_release", "order_mirror"})
 # A guest cart merged in steps is remembered this long, so a repeat merges nothing twice.
 MERGE_MEMORY_SECONDS = 86400
 _INCLUDE = re.compile(r"^--#include (\w+)$", re.MULTILINE)
@@ -275,11 +281,13 @@ class Scripts:
     (NOSCRIPT), so the source is never resent on the hot path.
     """
 
-    def __init__(self, client: StateRedis, *, in_steps: bool = False) -> None:
+    def __init__(self, client: StateRedis, *, in_steps: bool = False, wait_replicas: int = 0) -> None:
         self.client = client
         # A cluster: a change whose keys live on several slots (a status mirrored, a batch
         # persisted, a cart merged) runs as steps of one slot each, from the same Lua sources.
         self.in_steps = in_steps
+        # REDIS_WAIT_REPLICAS: the steps of orders and cancellations count once replicas hold them.
+        self._confirmer = Confirmer(client, wait_replicas) if wait_replicas > 0 else None
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in script_names()
         }
@@ -289,7 +297,20 @@ class Scripts:
     async def _call(self, name: str, keys_: Sequence[str], args: Sequence[Any], client: Pipeline | None = None) -> Any:
         """The one place a script is sent (tests/db/test_key_slots.py watches it): on `client`, a
         pipeline, it is only queued."""
+        if client is None and self._confirmer is not None and name in CONFIRMED:
+            return await self._confirmer.run(self._scripts[name], keys_, args)
         return await self._scripts[name](keys=list(keys_), args=list(args), client=client)
+
+    async def aclose(self) -> None:
+        await self.owed_stock.close()
+        if self._confirmer is not None:
+            await self._confirmer.aclose()
+
+    async def _replayed(self, order_id: str, key: str) -> Replayed:
+        """An order an idempotency key made, answered again once replicas hold it (see db.replication)."""
+        if self._confirmer is not None:
+            await self._confirmer.slot(key)
+        return Replayed(order_id)
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> tuple[str, list[Any]]:
         return _reply(await self._call(name, keys_, args))
@@ -347,7 +368,7 @@ class Scripts:
                 self.owed_stock.owe(int(pid) for pid in owed)
             return _reserved(total, currency, enqueue, lines_json)
         if status == "REPLAY":
-            return Replayed(as_text(values[0]))
+            return await self._replayed(as_text(values[0]), script_keys[0])
         _refuse("order_reserve", status, values, max_total_cents)
 
     # A reservation in steps (a cluster; db.reservation): the same checks and writes as order_reserve,
@@ -370,7 +391,7 @@ class Scripts:
         if status == "OK":
             return None
         if status == "REPLAY":
-            return Replayed(as_text(values[0]))
+            return await self._replayed(as_text(values[0]), script_keys[0])
         _refuse("order_begin", status, values)
 
     async def stock_take(self, *, order_id: str, line: ReserveLine, drop_passes: Sequence[int],

@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 StateRedis: TypeAlias = Redis | RedisCluster
+
+# A server or a shard that cannot answer now: down, failing over, or moving a slot.
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ClusterDownError,
+               redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError,
+               redis.exceptions.SlotNotCoveredError, redis.exceptions.ReadOnlyError,
+               redis.exceptions.BusyLoadingError)
 
 
 async def mget(redis: StateRedis, names: Sequence[str]) -> list[Any]:

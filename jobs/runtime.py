@@ -32,6 +32,7 @@ class JobConfig:
     marks_writes: bool = False  # a read replica serves order history (DATABASE_READ_URL)
     in_steps: bool = False  # changes spanning slots run in steps, as a cluster needs (RESERVE_IN_STEPS)
     redis_cluster: bool = False  # redis_url names any node of a cluster (REDIS_CLUSTER)
+    wait_replicas: int = 0  # cancellations count once replicas hold them (REDIS_WAIT_REPLICAS)
 
     @classmethod
     def from_env(cls) -> JobConfig:
@@ -54,11 +55,12 @@ class Runtime:
         self.engine: AsyncEngine = make_engine(config.database_url, pool_size=2, statement_cache=config.statement_cache)
         self.backends = Backends.of(state_client(config.redis_url, cluster=config.redis_cluster, max_connections=16),
                                     make_sessionmaker(self.engine),
-                                    marks_writes=config.marks_writes, in_steps=config.in_steps)
+                                    marks_writes=config.marks_writes, in_steps=config.in_steps,
+                                    wait_replicas=config.wait_replicas)
 
     def close(self) -> None:
         async def _close() -> None:
-            await self.backends.scripts.owed_stock.close()
+            await self.backends.scripts.aclose()
             await self.backends.redis.aclose()
             await self.engine.dispose()
 

@@ -11,10 +11,14 @@ import strawberry
 from graphql import GraphQLError
 
 from db.enums import ErrorCode
-from db.errors import RushcartError
+from db.errors import RushcartError, TryAgain
+from db.state_redis import UNREACHABLE
 from schema.strawberry_internals import describe_enum
 
 log = logging.getLogger("rushcart.errors")
+
+STORE_UNREACHABLE = TryAgain("the store cannot be reached right now (a restart or a failover); send the request "
+                             "again, an order with the same idempotency key (it answers the order if it was made)")
 
 
 describe_enum(
@@ -152,6 +156,11 @@ async def payload_or_errors(payload: type[P], body: Callable[[], Awaitable[P]]) 
     except RushcartError as exc:
         log.debug("user error %r", exc)
         return payload(errors=[UserError.from_exception(exc)])  # type: ignore[call-arg]
+    except UNREACHABLE as exc:
+        # Redis restarting, or a shard failing over: retryable. An order sent again with its
+        # idempotency key answers the order it made, if it did; a cancellation applies once.
+        log.warning("store unreachable during a mutation: %s", exc)
+        return payload(errors=[UserError.from_exception(STORE_UNREACHABLE)])  # type: ignore[call-arg]
 
 
 @asynccontextmanager

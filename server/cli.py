@@ -196,7 +196,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         os.environ["PAYMENT_WEBHOOK_SECRET"] = secret
         base = _settings()
     staff_password = _persistent_secret(data_dir / "staff_password", "")
-    with services(base, start=True) as settings:
+    with services(base, start=True, cluster=args.cluster) as settings:
         _migrate(settings)
         added = asyncio.run(_seed(settings))
         asyncio.run(_ensure_user(settings, STAFF_EMAIL, staff_password, True))
@@ -208,6 +208,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
             "REDIS_URL": settings.redis_url,
             "PAYMENT_WEBHOOK_SECRET": settings.payment_webhook_secret,
         }
+        if settings.redis_cluster:
+            env.update(REDIS_CLUSTER="true", QUEUE_REDIS_URL=settings.queue_redis_url)
         rushcart = [sys.executable, "-m", "server"]
         children = [
             subprocess.Popen([*rushcart, "serve", "--host", args.host, "--port", str(args.port)], env=env),
@@ -223,7 +225,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
                     f"  staff account     {STAFF_EMAIL} / {staff_password}",
                     f"  webhook secret    {settings.payment_webhook_secret}",
                     f"  PostgreSQL        {settings.database_url}",
-                    f"  Redis             {settings.redis_url}",
+                    f"  Redis             {settings.redis_url}"
+                    + (f" (a cluster; queues on {settings.queue_redis_url})" if settings.redis_cluster else ""),
                     f"  demo products     {added} added" if added else "  demo products     already there",
                     "",
                 ]
@@ -261,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="embedded services, migrations, demo data, API and worker")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--cluster", action="store_true",
+                     help="the state Redis a local 3-primary + 3-replica Valkey Cluster (started empty), "
+                          "RQ's queues on a server of their own")
     dev.set_defaults(func=cmd_dev)
 
     serve = sub.add_parser("serve", help="the API only")

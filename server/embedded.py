@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 
 class EmbeddedError(Exception):
@@ -238,6 +240,67 @@ class EmbeddedCluster:
                 self._wait([replica], knows, "the replica to see its primary")
                 replica.execute_command("CLUSTER", "REPLICATE", primary_id)
 
+    # Losing a machine, as the failover test does --------------------------------------------
+
+    def _alive(self) -> list[int]:
+        return [i for i, node in enumerate(self.nodes) if node.process is not None and node.process.poll() is None]
+
+    def primary_of(self, key: str) -> int | None:
+        """The index in `nodes` of the live primary serving `key`'s slot, as the cluster now says."""
+        slot = key_slot(key.encode())
+        for i in self._alive():
+            client = redis.Redis(port=self.nodes[i].port, decode_responses=True, socket_timeout=2)
+            try:
+                if client.cluster("INFO").get("cluster_state") != "ok":
+                    continue
+                for first, last, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if first <= slot <= last:
+                        port = int(primary[1])
+                        return next((j for j in self._alive() if self.nodes[j].port == port), None)
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+        return None
+
+    def lose(self, index: int) -> str:
+        """The machine of node `index` is gone: SIGKILL, and its data folder deleted. Returns its id."""
+        node = self.nodes[index]
+        client = redis.Redis(port=node.port, decode_responses=True)
+        try:
+            node_id = str(client.execute_command("CLUSTER", "MYID"))
+        finally:
+            client.close()
+        node.kill()
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+        return node_id
+
+    def replace(self, lost_id: str, primary_index: int) -> int:
+        """What an operator does after losing a machine: the dead node is forgotten, and a fresh node
+        joins as a replica of `primary_index` and syncs. Returns the new node's index."""
+        alive = self._alive()
+        clients = [redis.Redis(port=self.nodes[i].port, decode_responses=True) for i in alive]
+        node = self._node(len(self.nodes))
+        node.start()
+        self.nodes.append(node)
+        fresh = redis.Redis(port=node.port, decode_responses=True)
+        try:
+            for client in clients:
+                with contextlib.suppress(redis.ResponseError):  # already forgotten
+                    client.execute_command("CLUSTER", "FORGET", lost_id)
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, self.bus_ports[-1])
+            primary_id = str(redis.Redis(port=self.nodes[primary_index].port, decode_responses=True)
+                             .execute_command("CLUSTER", "MYID"))
+            self._wait([fresh], lambda c: primary_id in str(c.execute_command("CLUSTER", "NODES")),
+                       "the fresh node to see its primary")
+            fresh.execute_command("CLUSTER", "REPLICATE", primary_id)
+            self._wait([fresh], lambda c: c.info("replication").get("master_link_status") == "up",
+                       "the fresh replica to sync")
+        finally:
+            for client in (*clients, fresh):
+                client.close()
+        return len(self.nodes) - 1
+
     @staticmethod
     def _wait(clients: list[redis.Redis], ready: Callable[[redis.Redis], bool], what: str) -> None:
         deadline = time.monotonic() + 30
@@ -285,23 +348,36 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedServices:
-    """Starts whichever of PostgreSQL and Redis has no URL set, under one data folder."""
+    """Starts whichever of PostgreSQL and Redis has no URL set, under one data folder. `cluster`: the
+    state Redis is a 3-primary + 3-replica cluster, started empty each time (its nodes take new
+    ports), and RQ's queues get a standalone server (`queue_url`)."""
 
     data_dir: Path
     database: str = "rushcart"
+    cluster: bool = False
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
+    redis_cluster: EmbeddedCluster | None = None
+    queue_url: str = ""
 
     def start(self, database_url: str, redis_url: str) -> tuple[str, str]:
         if not database_url:
             self.postgres = EmbeddedPostgres(self.data_dir / "pg", self.database)
             database_url = self.postgres.start()
-        if not redis_url:
+        if not redis_url and self.cluster:
+            shutil.rmtree(self.data_dir / "redis-cluster", ignore_errors=True)
+            self.redis_cluster = EmbeddedCluster(self.data_dir / "redis-cluster")
+            redis_url = self.redis_cluster.start()
+            self.redis = EmbeddedRedis(self.data_dir / "queue-redis")
+            self.queue_url = self.redis.start()
+        elif not redis_url:
             self.redis = EmbeddedRedis(self.data_dir / "redis")
             redis_url = self.redis.start()
         return database_url, redis_url
 
     def stop(self) -> None:
+        if self.redis_cluster is not None:
+            self.redis_cluster.stop()
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:

@@ -66,6 +66,8 @@ def record_services(settings: Settings, secret: str, api: str) -> None:
         "pid": os.getpid(),
         "database_url": settings.database_url,
         "redis_url": settings.redis_url,
+        "redis_cluster": settings.redis_cluster,
+        "queue_redis_url": settings.queue_redis_url,
         "payment_webhook_secret": secret,
         "api_url": api,
     }
@@ -79,8 +81,9 @@ def forget_services(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def services(settings: Settings, *, start: bool) -> Iterator[Settings]:
-    """Settings with both URLs filled in; starts (and at exit stops) embedded servers if `start`."""
+def services(settings: Settings, *, start: bool, cluster: bool = False) -> Iterator[Settings]:
+    """Settings with both URLs filled in; starts (and at exit stops) embedded servers if `start`
+    (`cluster`: the state Redis a cluster, EmbeddedServices)."""
     if settings.database_url and settings.redis_url:
         yield settings
         return
@@ -93,6 +96,8 @@ def services(settings: Settings, *, start: bool) -> Iterator[Settings]:
             settings,
             database_url=settings.database_url or running["database_url"],
             redis_url=settings.redis_url or running["redis_url"],
+            redis_cluster=settings.redis_cluster if settings.redis_url else bool(running.get("redis_cluster")),
+            queue_redis_url=settings.queue_redis_url or str(running.get("queue_redis_url") or ""),
             payment_webhook_secret=secret,
             secret_generated=False,
         )
@@ -101,9 +106,12 @@ def services(settings: Settings, *, start: bool) -> Iterator[Settings]:
         raise SystemExit(
             "No DATABASE_URL / REDIS_URL set and no `rushcart dev` running; set the URLs or run `make dev`."
         )
-    embedded = EmbeddedServices(Path(settings.rushcart_data_dir))
+    embedded = EmbeddedServices(Path(settings.rushcart_data_dir), cluster=cluster and not settings.redis_url)
     try:
         database_url, redis_url = embedded.start(settings.database_url, settings.redis_url)
-        yield settings.with_urls(database_url, redis_url)
+        found = settings.with_urls(database_url, redis_url)
+        if embedded.queue_url:
+            found = replace(found, redis_cluster=True, queue_redis_url=embedded.queue_url)
+        yield found
     finally:
         embedded.stop()

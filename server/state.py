@@ -69,7 +69,7 @@ def open_state(settings: Settings) -> AppState:
     )
     redis = state_client(settings.redis_url, cluster=settings.redis_cluster)
     backends = Backends.of(redis, make_sessionmaker(engine), marks_writes=read_engine is not None,
-                           in_steps=settings.in_steps)
+                           in_steps=settings.in_steps, wait_replicas=settings.redis_wait_replicas)
     reads = Reads(backends.sessions, make_sessionmaker(read_engine) if read_engine else None, redis)
     cache = (
         redis_client(settings.cache_redis_url)
@@ -123,7 +123,7 @@ async def close_state(state: AppState) -> None:
     await stop_ticker(state.drop_ticker)
     # Owed stock figures still go out on a clean shutdown; a crash leaves them to the reconciler.
     await state.backends.scripts.owed_stock.settle(timeout=1.0)
-    await state.backends.scripts.owed_stock.close()
+    await state.backends.scripts.aclose()
     await state.events.close()
     await state.enqueuer.aclose()
     if state.cache is not state.redis:

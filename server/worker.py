@@ -32,6 +32,7 @@ def job_config(settings: Settings) -> JobConfig:
         marks_writes=settings.database_read_url not in {"", settings.database_url},
         in_steps=settings.in_steps,
         redis_cluster=settings.redis_cluster,
+        wait_replicas=settings.redis_wait_replicas,
     )
 
 

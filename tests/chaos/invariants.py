@@ -23,6 +23,7 @@ from rq import Queue, Worker
 
 from db import buckets, keys
 from db.order_persistence import backlog
+from db.state_redis import mget
 from jobs import queues
 from tests.chaos.sale import Sale
 from tests.stack import OUTPUT, Stack, eventually
@@ -60,6 +61,19 @@ def _sample(items: Iterable[Any], n: int = 5) -> list[Any]:
 # Draining ------------------------------------------------------------------------------------
 
 
+def queue_url(stack: Stack) -> str:
+    """Where RQ's queues live: the state Redis, or a server of their own beside a cluster."""
+    return stack.env.get("QUEUE_REDIS_URL") or stack.redis_url
+
+
+def _queued(redis_url: str) -> list[int]:
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        return [int(client.llen(f"rq:queue:{q}")) for q in (queues.ORDERS, queues.PAYMENTS)]
+    finally:
+        client.close()
+
+
 def _workers_idle(redis_url: str, live_pids: set[int]) -> tuple[int, int]:
     """(live workers registered with RQ, how many of them are busy)."""
     client = sync_redis.Redis.from_url(redis_url)
@@ -89,10 +103,10 @@ async def drain(stack: Stack, redis: Any, pg: asyncpg.Pool, sale: Sale | None = 
         if not live_pids:
             return False
         last["to persist"] = await backlog(redis)
-        last["queued"] = [await redis.llen(f"rq:queue:{q}") for q in (queues.ORDERS, queues.PAYMENTS)]
+        last["queued"] = await asyncio.to_thread(_queued, queue_url(stack))
         if last["to persist"] or any(last["queued"]):
             return False
-        registered, busy = await asyncio.to_thread(_workers_idle, stack.redis_url, live_pids)
+        registered, busy = await asyncio.to_thread(_workers_idle, queue_url(stack), live_pids)
         last["registered, busy"] = (registered, busy)
         if registered < len(live_pids) or busy:
             return False
@@ -127,7 +141,7 @@ async def run_reconciler(stack: Stack, times: int = 2, timeout: float = 30) -> l
     a drift only when two runs saw the same one); returns how many counters each run repaired."""
 
     def run_once() -> int:
-        client = sync_redis.Redis.from_url(stack.redis_url)
+        client = sync_redis.Redis.from_url(queue_url(stack))
         try:
             job = Queue(queues.MAINTENANCE, connection=client).enqueue("jobs.orders.reconcile_stock", result_ttl=60)
             deadline = time.monotonic() + timeout
@@ -239,10 +253,10 @@ async def check_sale(pg: asyncpg.Pool, redis: Any, sale: Sale, *, api_url: str, 
     report.expect(not over_limit, "no customer holds more than maxPerCustomer", over_limit)
 
     # Redis: nothing held; the live counter equals product_stock.
-    held = dict(zip(pids, [int(v or 0) for v in await redis.mget([keys.stock_held(p) for p in pids])], strict=True))
+    held = dict(zip(pids, [int(v or 0) for v in await mget(redis, [keys.stock_held(p) for p in pids])], strict=True))
     report.expect(not any(held.values()), "nothing held in Redis after the drain (stock:held:{pid} == 0)", held)
     if counters == "reconcile":
-        raw = dict(zip(pids, await redis.mget([keys.stock(p) for p in pids]), strict=True))
+        raw = dict(zip(pids, await mget(redis, [keys.stock(p) for p in pids]), strict=True))
         over = {p: (int(v), stock[p]) for p, v in raw.items() if v is not None and int(v) > stock[p]}
         report.facts["under-counted before reconciling"] = {
             p: stock[p] - int(v) for p, v in raw.items() if v is not None and int(v) < stock[p]}

@@ -331,7 +331,13 @@ class Sale:
                 data = await self.client.graphql(PLACE, variables, attempt.buyer.token, preferred=preferred,
                                                  attempt=tries)
             except NoAnswer as exc:
-                self.errors_seen[str(exc).split(" ", 1)[0]] += 1
+                data, why = None, str(exc).split(" ", 1)[0]
+            payload = data["placeOrder"] if data is not None else None
+            if payload is not None and payload["errors"] and payload["errors"][0]["code"] == "TRY_AGAIN":
+                # Not decided yet (a shard failing over): a storefront sends it again, with the same key.
+                payload, why = None, "TRY_AGAIN"
+            if payload is None:
+                self.errors_seen[why] += 1
                 tries += 1
                 if deadline is None and self.stop_event.is_set():
                     return
@@ -339,7 +345,6 @@ class Sale:
                     return
                 await asyncio.sleep(min(0.05 * 2 ** min(tries, 5), 1.0) * (0.5 + self.rng.random()))
                 continue
-            payload = data["placeOrder"]
             attempt.answered, attempt.answered_at = True, time.time()
             if payload["order"] is not None:
                 order = payload["order"]

@@ -84,41 +84,59 @@ async def dev_world(stack: Stack, data_dir: Path) -> AsyncIterator[dict[str, str
         await admin.close()
 
 
+async def buy_and_pay_through_dev(env: dict[str, str], *dev_args: str) -> None:
+    """Start `rushcart dev --port P *dev_args`, buy a demo product through its API, pay it with
+    `rushcart pay` (no URL given: it finds the port dev serves on) and see it PAID; then stop dev."""
+    port = free_port()
+    dev = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "dev", "--port", str(port), *dev_args, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async def ready() -> bool:
+            assert dev.returncode is None, "rushcart dev exited"
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=2)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(ready, timeout=120, message="rushcart dev's API")
+        shop = Api(f"http://127.0.0.1:{port}/graphql")
+        buyer = await shop.register(f"{unique('devpay')}@example.com")
+        first = (await shop("{ products(first: 1) { edges { node { id } } } }"))["products"]["edges"][0]["node"]
+        order = (await place(buyer, (first, 1)))["order"]
+        pay = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", "pay", order["id"], env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await pay.communicate()
+        assert (0, True) == (pay.returncode, out.decode().startswith("202")), out.decode()
+        await wait_status(buyer, order["id"], "PAID", timeout=60)
+    finally:
+        if dev.returncode is None:
+            dev.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(dev.wait(), 60)
+            except TimeoutError:
+                dev.kill()
+                await dev.wait()
+
+
 async def test_pay_command_finds_the_port_dev_serves_on(stack: Stack, tmp_path: Path) -> None:
     """With no URL given, `rushcart pay` calls the API that `rushcart dev --port` started, not port 8000."""
-    port = free_port()
     async with dev_world(stack, tmp_path) as env:
-        dev = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "dev", "--port", str(port), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
-            async def ready() -> bool:
-                assert dev.returncode is None, "rushcart dev exited"
-                try:
-                    async with httpx.AsyncClient() as client:
-                        return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=2)).status_code == 200
-                except httpx.HTTPError:
-                    return False
+        await buy_and_pay_through_dev(env)
+    assert not (tmp_path / "services.json").exists(), "rushcart dev forgets its record when it stops"
 
-            await eventually(ready, timeout=120, message="rushcart dev's API")
-            shop = Api(f"http://127.0.0.1:{port}/graphql")
-            buyer = await shop.register(f"{unique('devpay')}@example.com")
-            first = (await shop("{ products(first: 1) { edges { node { id } } } }"))["products"]["edges"][0]["node"]
-            order = (await place(buyer, (first, 1)))["order"]
-            pay = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server", "pay", order["id"], env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            )
-            out, _ = await pay.communicate()
-            assert (0, True) == (pay.returncode, out.decode().startswith("202")), out.decode()
-            await wait_status(buyer, order["id"], "PAID", timeout=60)
-        finally:
-            if dev.returncode is None:
-                dev.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(dev.wait(), 60)
-                except TimeoutError:
-                    dev.kill()
-                    await dev.wait()
+
+async def test_dev_runs_on_a_local_cluster_when_asked(stack: Stack, tmp_path: Path) -> None:
+    """`rushcart dev --cluster` starts a 3-primary + 3-replica Valkey Cluster and a queue Redis of its
+    own: an order is bought and paid through it, and the cluster is gone when dev stops."""
+    async with dev_world(stack, tmp_path) as env:
+        del env["REDIS_URL"]
+        await buy_and_pay_through_dev(env, "--cluster")
+    cluster = tmp_path / "redis-cluster"
+    assert 6 == len(list(cluster.glob("node-*/nodes.conf"))), "six nodes formed a cluster"
+    assert [] == list(cluster.glob("node-*/valkey.pid")), "every node stopped with dev"
     assert not (tmp_path / "services.json").exists(), "rushcart dev forgets its record when it stops"
