@@ -35,21 +35,25 @@ lint: $(STAMP)
 
 # The chaos scenarios kill and restart services, so they run after the suite with a stack of their own;
 # then the order, payment and persistence tests again, the services behind a real PgBouncer; then the
-# buying tests and the API crash again with every order reserved in steps, as on a cluster.
+# buying, cart and subscription tests and the chaos scenarios of a cluster again with the state on a
+# 3-primary + 3-replica Valkey Cluster, every write confirmed by a replica (REDIS_WAIT_REPLICAS=1).
 PGBOUNCER_TESTS = tests/server/test_pooler.py tests/resolvers/test_orders.py tests/jobs/test_order_persistence.py \
 	tests/server/test_webhooks.py tests/db/test_payment_races.py tests/db/test_payment_groups.py \
 	tests/db/test_order_races.py
-STEPS_TESTS = tests/resolvers/test_orders.py tests/resolvers/test_carts.py tests/resolvers/test_drops.py \
-	tests/db/test_order_races.py
+CLUSTER_TESTS = tests/resolvers/test_orders.py tests/resolvers/test_carts.py tests/resolvers/test_subscriptions.py \
+	tests/db/test_order_races.py tests/jobs/test_order_persistence.py
+CLUSTER_CHAOS = tests/chaos/test_shard_failover.py tests/chaos/test_api_crash.py
+CLUSTER_ENV = RUSHCART_TEST_CLUSTER=1 REDIS_WAIT_REPLICAS=1
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
 	RUSHCART_TEST_POOLER=pgbouncer $(BIN)/pytest $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
-	RESERVE_IN_STEPS=true $(BIN)/pytest $(STEPS_TESTS) $(PYTEST_ARGS)
-	RESERVE_IN_STEPS=true $(BIN)/pytest tests/chaos/test_api_crash.py -m chaos $(PYTEST_ARGS)
+	$(CLUSTER_ENV) $(BIN)/pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
+	$(CLUSTER_ENV) $(BIN)/pytest $(CLUSTER_CHAOS) -m chaos $(PYTEST_ARGS)
 
 chaos: $(STAMP)
 	CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
+	CHAOS_SCALE=full $(CLUSTER_ENV) $(BIN)/pytest $(CLUSTER_CHAOS) -m chaos $(PYTEST_ARGS)
 
 test-all: lint
 	$(BIN)/pytest -m "" $(PYTEST_ARGS)
@@ -63,10 +67,17 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,embedded,bench]'
 	@touch $(BENCH_STAMP)
 
-# The flash-sale benchmark (bench/README.md): its own stack under .data/bench, ~2 minutes.
+# The flash-sale benchmark (bench/README.md): its own stack under .data/bench, ~2 minutes, then the
+# cluster runs, ~1 minute each.
 # Pass flags through BENCH_ARGS, e.g. make bench BENCH_ARGS="--rounds 3 --duration 10".
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_CLUSTER)
+	$(BIN)/python -m bench.run $(BENCH_CLUSTER) --wait-replicas 1
+
+# The same sale on a 3-primary + 3-replica cluster, without and with every order step confirmed by
+# a replica: one product that does not sell out, so one shard is the hot one and every order counts.
+BENCH_CLUSTER = --cluster --products 1 --stock 100000 --warmup 0 $(BENCH_ARGS)
 
 # A smoke run of every variant in well under a minute; figures too short to quote.
 bench-quick: $(BENCH_STAMP)

@@ -16,6 +16,7 @@ import asyncpg
 
 from bench.seed import Sale
 from db import keys
+from db.state_redis import mget
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ def _units_check(name: str, want: dict[int, int], got: dict[int, int], slack: di
 
 
 async def _redis_checks(redis: Any, pids: list[int], stock: dict[int, int]) -> list[Check]:
-    counters = await redis.mget([keys.stock(pid) for pid in pids])
-    held = await redis.mget([keys.stock_held(pid) for pid in pids])
+    counters = await mget(redis, [keys.stock(pid) for pid in pids])
+    held = await mget(redis, [keys.stock_held(pid) for pid in pids])
     counter = {pid: int(v) if v is not None else -1 for pid, v in zip(pids, counters, strict=True)}
     holding = {pid: int(v or 0) for pid, v in zip(pids, held, strict=True)}
     return [

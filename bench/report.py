@@ -55,11 +55,16 @@ class VariantRun(Checked):
     redis_cpu_us: float
     worker_cpu_s: float
     checks: list[Check] = field(default_factory=list)
+    # The busiest state primary (on a cluster selling one product, the hot product's shard), per
+    # accepted order: µs inside script calls (INFO commandstats) and µs of its process' CPU.
+    hot_shard_script_us: float | None = None
+    hot_shard_cpu_us: float | None = None
 
 
 def summarise(variant: str, round_: int, load: dict[str, Any], sale_units: int, units_sold: int,
               drain_s: float | None, caught_up_s: float | None, backlog_peak: int,
-              checks: list[Check], server_cpu_s: float, redis_cpu_s: float, worker_cpu_s: float) -> VariantRun:
+              checks: list[Check], server_cpu_s: float, redis_cpu_s: float, worker_cpu_s: float,
+              shards: list[tuple[float, float]] | None = None) -> VariantRun:
     outcomes: dict[str, int] = load["outcomes"]
     elapsed = float(load["elapsed"])
     accepted = outcomes.get(ACCEPTED, 0)
@@ -97,6 +102,8 @@ def summarise(variant: str, round_: int, load: dict[str, Any], sale_units: int, 
         redis_cpu_us=1e6 * redis_cpu_s / max(1, load["requests"] + load["warmup_requests"]),
         worker_cpu_s=worker_cpu_s,
         checks=checks,
+        hot_shard_script_us=1e6 * max(s for s, _ in shards) / max(1, accepted) if shards else None,
+        hot_shard_cpu_us=1e6 * max(c for _, c in shards) / max(1, accepted) if shards else None,
     )
 
 
@@ -138,6 +145,9 @@ ROWS: list[tuple[str, Callable[[VariantRun], float | None], int]] = [
     ("load generator CPU (% of a core)", lambda r: r.load_cpu_pct, 0),
     ("API server CPU per request (us)", lambda r: r.server_cpu_us, 0),
     ("Redis CPU per request (us)", lambda r: r.redis_cpu_us, 0),
+    # Per accepted order, the refusals' share included (a sold-out sale is mostly refusals).
+    ("busiest Redis: us in scripts/accepted", lambda r: r.hot_shard_script_us, 1),
+    ("busiest Redis: CPU us/accepted", lambda r: r.hot_shard_cpu_us, 1),
     ("worker CPU during the load (s)", lambda r: r.worker_cpu_s, 1),
 ]
 

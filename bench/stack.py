@@ -25,7 +25,7 @@ import httpx
 import redis
 
 from db.migrate import upgrade
-from server.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.embedded import EmbeddedCluster, EmbeddedPostgres, EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "rushcart_bench"
@@ -93,6 +93,10 @@ class BenchStack:
     redis_server: EmbeddedRedis | None = None
     database_url: str = ""
     redis_url: str = ""
+    # --cluster: the state on a 3-primary + 3-replica cluster, RQ's queues on `redis_server`.
+    cluster: EmbeddedCluster | None = None
+    queue_url: str = ""
+    wait_replicas: int = 0
     children: list[Child] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
@@ -118,10 +122,13 @@ class BenchStack:
             # The drop part's thousands of shoppers all come from this machine's one address.
             "SESSION_STARTS_PER_MINUTE": "10000000",
             "DROP_JOINS_PER_MINUTE": "10000000",
+            **({"REDIS_CLUSTER": "true", "QUEUE_REDIS_URL": self.queue_url,
+                "REDIS_WAIT_REPLICAS": str(self.wait_replicas)} if self.cluster else {}),
         }
 
-    def start_storage(self, appendfsync: str = "always") -> None:
-        """Fresh database, empty Redis (AOF fsync policy `appendfsync`), migrations applied."""
+    def start_storage(self, appendfsync: str = "always", *, cluster: bool = False, wait_replicas: int = 0) -> None:
+        """Fresh database, empty Redis (AOF fsync policy `appendfsync`), migrations applied. `cluster`:
+        the state on an empty 3-primary + 3-replica cluster, that Redis keeping RQ's queues."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._reap_stale_children()
         shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -140,7 +147,30 @@ class BenchStack:
                 elif path.name != self.redis_server.pidfile.name:
                     path.unlink()
         self.redis_url = self.redis_server.start(appendfsync)
+        if cluster:
+            shutil.rmtree(self.data_dir / "redis-cluster", ignore_errors=True)
+            self.cluster = EmbeddedCluster(self.data_dir / "redis-cluster")
+            self.queue_url, self.wait_replicas = self.redis_url, wait_replicas
+            self.redis_url = self.cluster.start(appendfsync)
         upgrade(self.database_url)
+
+    def shard_costs(self) -> dict[int, tuple[float, float]]:
+        """Per state primary (by port): seconds spent so far in script calls (INFO commandstats'
+        EVALSHA, which includes the commands a script runs: they are also counted on their own, so
+        a sum over every command would count them twice) and the process' CPU seconds."""
+        servers = self.cluster.nodes[:self.cluster.primaries] if self.cluster else [self.redis_server]
+        costs = {}
+        for server in servers:
+            if server is None or server.process is None:
+                continue
+            client = redis.Redis(port=server.port)
+            try:
+                stats = client.info("commandstats")
+            finally:
+                client.close()
+            scripts = sum(int(v["usec"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+            costs[server.port] = (scripts / 1e6, process_cpu(server.process.pid))
+        return costs
 
     @property
     def _children_file(self) -> Path:
@@ -190,8 +220,12 @@ class BenchStack:
     def cpu_seconds(self, kind: str) -> float:
         """CPU used so far by our children named `kind-N` (a variant's servers, "worker"), or by
         "redis": read from /proc, so a busy machine's other load does not blur it."""
-        pids = ([self.redis_server.process.pid] if kind == "redis" and self.redis_server and self.redis_server.process
-                else [c.process.pid for c in self.children if c.name.rsplit("-", 1)[0] == kind])
+        if kind == "redis":
+            # The state's servers: the cluster's nodes (replicas too: they apply every write), else the one.
+            servers = self.cluster.nodes if self.cluster else [self.redis_server] if self.redis_server else []
+            pids = [s.process.pid for s in servers if s.process is not None]
+        else:
+            pids = [c.process.pid for c in self.children if c.name.rsplit("-", 1)[0] == kind]
         return sum(process_cpu(pid) for pid in pids)
 
     def run_cli(self, *args: str) -> str:
@@ -253,7 +287,7 @@ class BenchStack:
         from rq import Worker
 
         workers = [self._spawn(f"worker-{i}", ["-m", "server", "worker"]) for i in range(count)]
-        client = redis.Redis.from_url(self.redis_url)
+        client = redis.Redis.from_url(self.queue_url or self.redis_url)
 
         def registered() -> bool:
             for worker in workers:
@@ -287,6 +321,9 @@ class BenchStack:
 
     def stop(self) -> None:
         self.stop_children()
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
         if self.redis_server is not None:
             self.redis_server.stop()
             self.redis_server = None

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from bench import report
 from bench.drain import Backlog, wait_drained
@@ -60,7 +61,8 @@ async def run_variant(s: Setting, variant: str, round_: int) -> report.VariantRu
         # The same seed for every variant of a round: they all get the same sequence of orders.
         seed=s.seed + round_, timeout=s.timeout, client=s.client, answer=s.answer,
     )
-    redis = aioredis.Redis.from_url(s.stack.redis_url)
+    redis: Any = (RedisCluster.from_url(s.stack.redis_url) if s.stack.cluster
+                  else aioredis.Redis.from_url(s.stack.redis_url))
     pg = await asyncpg.create_pool(asyncpg_dsn(s.stack.database_url), min_size=1, max_size=2)
     try:
         return await _measure(s, variant, round_, spec, sale, redis, pg)
@@ -75,9 +77,12 @@ async def _measure(s: Setting, variant: str, round_: int, spec: LoadSpec, sale: 
     # Sampled from before the burst, so the drain is timed from the burst's end, not from when we looked.
     watcher = asyncio.create_task(backlog.watch())
     cpu_before = {kind: s.stack.cpu_seconds(kind) for kind in (variant, "redis", "worker")}
+    shards_before = s.stack.shard_costs()
     try:
         load = await run_load(s.stack.data_dir / "runs", f"{variant}-{round_}", spec)
         cpu = {kind: s.stack.cpu_seconds(kind) - before for kind, before in cpu_before.items()}
+        shards = {port: (scripts - shards_before[port][0], cpu_s - shards_before[port][1])
+                  for port, (scripts, cpu_s) in s.stack.shard_costs().items()}
         ids = [oid for oid, _, _ in load["accepted"]]
         drain = await wait_drained(backlog, pg, load["ended_at"], ids, s.drain_timeout)
     finally:
@@ -96,7 +101,7 @@ async def _measure(s: Setting, variant: str, round_: int, spec: LoadSpec, sale: 
     remaining = int(await pg.fetchval("SELECT sum(stock) FROM product_stock WHERE product_id = ANY($1)", sale.products))
     offered = s.products * s.stock
     return report.summarise(variant, round_, load, offered, offered - remaining, drain, caught_up, backlog.peak,
-                            checks, cpu[variant], cpu["redis"], cpu["worker"])
+                            checks, cpu[variant], cpu["redis"], cpu["worker"], list(shards.values()))
 
 
 def _files(work: Path, name: str, spec: LoadSpec) -> tuple[Path, Path]:

@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import redis.exceptions
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
@@ -51,10 +52,15 @@ class Confirmer:
             node = await self._node_of(keys[0])
             try:
                 async with node.pipeline(transaction=False) as pipe:
-                    # A pipeline loads the script first if the node lacks it (a promoted replica).
-                    await script(keys=list(keys), args=list(args), client=pipe)
+                    # EVALSHA itself, not the Script: a pipeline holding a Script asks SCRIPT EXISTS
+                    # first, a round trip more on every step.
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
                     pipe.wait(self.replicas, WAIT_TIMEOUT_MS)
                     reply, acked = await pipe.execute()
+            except redis.exceptions.NoScriptError:
+                # A node that never ran it (a promoted replica, a restart): load it there, send again.
+                await node.script_load(script.script)
+                continue
             except UNREACHABLE:
                 if attempt == ATTEMPTS - 1:
                     raise NotReplicated() from None
