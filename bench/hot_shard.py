@@ -4,7 +4,8 @@ In a cluster the hot product's shard sees that product's step of every order (`s
 `stock_unhold` once the order is persisted) whatever else the deployment does; the customers'
 steps spread over every shard with the buckets. This runs those product steps, from many
 concurrent clients, against one Valkey 9.1 node of its own (AOF `always`, as deployed), and reads
-what they cost inside the server (INFO commandstats) and in its process' CPU, per order. The
+what they cost inside the server (INFO commandstats) and in its process' CPU, per order: the takes
+one order a call, then as the API sends them, concurrent orders together (db.take_batches). The
 one-node call (`order_reserve`, the product's and the customer's part in one script) is measured
 the same way in the same run, as the baseline.
 """
@@ -52,6 +53,8 @@ async def measure(server: EmbeddedRedis, orders: int, concurrency: int) -> dict[
     assert server.process is not None
     client = Redis(port=server.port, max_connections=concurrency + 8)
     scripts = Scripts(client, in_steps=True)
+    # The same takes each in a call of its own, side by side, as without db.take_batches.
+    one_by_one = Scripts(client, in_steps=True, take_batch=0)
     await scripts.stock_rebuild(PRODUCT, stock=10 * orders, held=0, price_cents=1000, currency="USD", limit="")
     for cid in range(1, CUSTOMERS + 1):
         await scripts.allowance_load(cid, {}, 86400)
@@ -63,9 +66,12 @@ async def measure(server: EmbeddedRedis, orders: int, concurrency: int) -> dict[
         spent = await _scripts_usec(client) - scripts_before
         results[name] = (spent / orders, 1e6 * (process_cpu(server.process.pid) - cpu_before) / orders)
 
-    ids = [new_order_id(1 + i % CUSTOMERS) for i in range(orders)]
     line = ReserveLine(PRODUCT, 1)
-    await timed("stock_take", [
+    await timed("stock_take, one order a call", [
+        (lambda oid=oid: one_by_one.stock_take(order_id=oid, line=line, drop_passes=(), mark_ttl_seconds=86400))
+        for oid in [new_order_id(1 + i % CUSTOMERS) for i in range(orders)]])
+    ids = [new_order_id(1 + i % CUSTOMERS) for i in range(orders)]
+    await timed("stock_take, concurrent orders together", [
         (lambda oid=oid: scripts.stock_take(order_id=oid, line=line, drop_passes=(), mark_ttl_seconds=86400))
         for oid in ids])
     batch = 500
@@ -81,7 +87,8 @@ async def measure(server: EmbeddedRedis, orders: int, concurrency: int) -> dict[
             idempotency_ttl_seconds=86400, allowance_ttl_seconds=86400, persist_flag_ms=5000,
             max_total_cents=2**31 - 1))
         for i in range(orders)])
-    await scripts.aclose()
+    for closing in (scripts, one_by_one):
+        await closing.aclose()
     await client.aclose()
     return results
 

@@ -14,9 +14,10 @@ each channel hashes to its key's slot, so on a cluster an event is sent by the s
 the order or product, not broadcast to every node. Channels every process watches for its whole
 life (token revocations) stay on global pub/sub.
 
-An EventHub holds one Redis pub/sub connection per process. It subscribes to a channel when
-its first local listener arrives and unsubscribes when the last one leaves, so a thousand
-idle subscribers cost one Redis connection. Each listener has a bounded buffer: a consumer
+An EventHub holds one Redis pub/sub connection per process (on a cluster, one per node that holds
+a channel it listens to: db.pubsub_links). It subscribes to a channel when its first local
+listener arrives and unsubscribes when the last one leaves, so a thousand idle subscribers cost
+one Redis connection. Each listener has a bounded buffer: a consumer
 that cannot keep up loses the oldest events (and is told to re-read the current state)
 rather than growing memory.
 

@@ -60,6 +60,8 @@ State Redis (never evicts, AOF on):
                            so a repeated or swept step gives nothing back twice. TTL 7 days.
     (A take mark stock:taken:{p<pid>}:<oid> becomes "persisted" once the order's rows are in
     PostgreSQL and its hold on stock:held was dropped.)
+    replicated:{<tag>}     "1", written to a slot only to confirm by WAIT that replicas hold everything
+                           before it (a replayed order, REDIS_WAIT_REPLICAS: db.replication). TTL 1 s.
     persist:pending:{b<n>} set while a persistence job for the bucket is queued, so a burst enqueues
                            one job. TTL 5 s.
     persist:lock:{b<n>}    held by the one job draining the bucket's orders:topersist. TTL 10 s,

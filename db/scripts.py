@@ -42,6 +42,7 @@ from db.errors import IdempotencyKeyReused, InvalidInput, OutOfStock, PurchaseLi
 from db.replication import Confirmer
 from db.state_redis import StateRedis
 from db.stock_events import STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS, OwedStockFigures
+from db.take_batches import MAX_BATCH, PendingTake, TakeBatches
 from db.values import as_text
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -281,7 +282,8 @@ class Scripts:
     (NOSCRIPT), so the source is never resent on the hot path.
     """
 
-    def __init__(self, client: StateRedis, *, in_steps: bool = False, wait_replicas: int = 0) -> None:
+    def __init__(self, client: StateRedis, *, in_steps: bool = False, wait_replicas: int = 0,
+                 take_batch: int = MAX_BATCH) -> None:
         self.client = client
         # A cluster: a change whose keys live on several slots (a status mirrored, a batch
         # persisted, a cart merged) runs as steps of one slot each, from the same Lua sources.
@@ -291,6 +293,8 @@ class Scripts:
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in script_names()
         }
+        # Concurrent takes of one product go in one call (db.take_batches).
+        self._takes = TakeBatches(self._take_batch, take_batch)
         # Stock figures this process's scripts held back (db.stock_events), published once due.
         self.owed_stock = OwedStockFigures(self.stock_flush)
 
@@ -396,25 +400,45 @@ class Scripts:
 
     async def stock_take(self, *, order_id: str, line: ReserveLine, drop_passes: Sequence[int],
                          mark_ttl_seconds: int) -> TakenLine:
-        """A product's step (db/lua/stock_take.lua): the sale facts of a line whose units are taken."""
-        pid = line.product_id
+        """A product's step (db/lua/stock_take.lua): the sale facts of a line whose units are taken.
+        Sent together with the same product's other takes of this process (db.take_batches)."""
+        passes = "," + ",".join(map(str, drop_passes)) + "," if drop_passes else ""
+        answer = await self._takes.take(line.product_id, mark_ttl_seconds,
+                                        PendingTake(order_id, line.quantity, passes))
+        assert isinstance(answer, TakenLine)
+        return answer
+
+    async def _take_batch(self, pid: int, mark_ttl_seconds: int, takes: Sequence[PendingTake]) -> list[Any]:
+        """One stock_take call for several orders' lines of product `pid`: per take, its TakenLine or
+        the refusal it raises."""
+        args: list[Any] = [pid, keys.stock_channel(pid), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS,
+                           mark_ttl_seconds]
+        for take in takes:
+            args += [take.quantity, take.passes]
         status, values = await self._run(
             "stock_take",
             [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid), keys.stock_published(pid),
-             keys.stock_epoch(pid), keys.stock_taken(pid, order_id)],
-            [pid, line.quantity, keys.stock_channel(pid), STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS,
-             "," + ",".join(map(str, drop_passes)) + "," if drop_passes else "", mark_ttl_seconds],
-        )
-        if status == "OK":
-            price, currency, limit, owed = values
-            if price is None:
-                raise StockMissing(pid)
-            if int(owed):
-                self.owed_stock.owe([pid])
-            return TakenLine(pid, line.quantity, int(price), as_text(currency), as_text(limit or b""))
-        if status == "UNDONE":
-            raise ReservationUndone()
-        _refuse("stock_take", status, values)
+             keys.stock_epoch(pid), *(keys.stock_taken(pid, take.order_id) for take in takes)], args)
+        if status == "MISSING":
+            return [StockMissing(pid)] * len(takes)
+        if status != "OK":
+            raise _unexpected("stock_take", status)
+        price, currency, limit, owed, *outcomes = values
+        if int(owed):
+            self.owed_stock.owe([pid])
+        answers: list[Any] = []
+        for take, (outcome, value) in zip(takes, zip(outcomes[::2], outcomes[1::2], strict=True), strict=True):
+            outcome = as_text(outcome)
+            if outcome == "OK":
+                answers.append(TakenLine(pid, take.quantity, int(price), as_text(currency), as_text(limit or b"")))
+            elif outcome == "UNDONE":
+                answers.append(ReservationUndone())
+            else:
+                try:
+                    _refuse("stock_take", outcome, [str(pid), value])
+                except Exception as refusal:
+                    answers.append(refusal)
+        return answers
 
     async def stock_untake(self, *, order_id: str, product_id: int, mark_ttl_seconds: int) -> int:
         """Undo a product's step (db/lua/stock_untake.lua), once; returns the units given back."""

@@ -44,9 +44,20 @@ def _import_extra(module: str, what: str, url_variable: str) -> Any:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_ports(1)[0]
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports, held together while chosen: picked one at a time, a port freed
+    for one node's data could come back as another node's cluster bus port."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _valkey_binary() -> str:
@@ -178,10 +189,11 @@ class EmbeddedCluster:
     def url(self) -> str:
         return self.nodes[0].url
 
-    def _node(self, index: int) -> EmbeddedRedis:
-        self.bus_ports.append(_free_port())
+    def _node(self, index: int, port: int, bus_port: int) -> EmbeddedRedis:
+        self.bus_ports.append(bus_port)
         return EmbeddedRedis(
             self.data_dir / f"node-{index}",
+            port=port,
             # The bus port is named: the default (port + 10000) overflows for an ephemeral port.
             extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                         "--cluster-node-timeout", str(self.node_timeout_ms), "--cluster-port", str(self.bus_ports[-1])),
@@ -190,7 +202,9 @@ class EmbeddedCluster:
     def start(self, appendfsync: str = "always") -> str:
         count = self.primaries * (1 + self.replicas_per_primary)
         self.bus_ports = []
-        self.nodes = [self._node(i) for i in range(count)]
+        # Every node's port and bus port chosen together, before any node starts (see _free_ports).
+        ports = _free_ports(2 * count)
+        self.nodes = [self._node(i, ports[2 * i], ports[2 * i + 1]) for i in range(count)]
         try:
             for node in self.nodes:
                 node.start(appendfsync)
@@ -280,7 +294,7 @@ class EmbeddedCluster:
         joins as a replica of `primary_index` and syncs. Returns the new node's index."""
         alive = self._alive()
         clients = [redis.Redis(port=self.nodes[i].port, decode_responses=True) for i in alive]
-        node = self._node(len(self.nodes))
+        node = self._node(len(self.nodes), *_free_ports(2))
         node.start()
         self.nodes.append(node)
         fresh = redis.Redis(port=node.port, decode_responses=True)
@@ -289,8 +303,7 @@ class EmbeddedCluster:
                 with contextlib.suppress(redis.ResponseError):  # already forgotten
                     client.execute_command("CLUSTER", "FORGET", lost_id)
             clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, self.bus_ports[-1])
-            primary_id = str(redis.Redis(port=self.nodes[primary_index].port, decode_responses=True)
-                             .execute_command("CLUSTER", "MYID"))
+            primary_id = str(clients[alive.index(primary_index)].execute_command("CLUSTER", "MYID"))
             self._wait([fresh], lambda c: primary_id in str(c.execute_command("CLUSTER", "NODES")),
                        "the fresh node to see its primary")
             fresh.execute_command("CLUSTER", "REPLICATE", primary_id)

@@ -187,3 +187,26 @@ async def test_a_reservation_cancelled_mid_way_leaves_an_order_or_nothing(client
     # The replay made the order now if the cancelled one left nothing: either way one order, one unit each.
     assert ([5, 5, 5], [1, 1, 1]) == (left, [int(await client.get(keys.stock_held(p))) for p in pids])
     assert isinstance(replay, (Replayed, Reserved))
+
+
+async def test_concurrent_takes_of_one_product_share_calls_and_stop_exactly_at_zero(client: RedisCluster) -> None:
+    """Thirty concurrent one-unit orders for a product with 20 units, sent as the API sends them (its
+    takes batched): 20 orders, 10 OUT_OF_STOCK, 0 left, and fewer take calls than orders."""
+    customer, (pid,) = await _setup(client, 1, 20)
+    scripts = Scripts(client, in_steps=True)
+    calls: list[int] = []
+    sent = scripts._call
+
+    async def counted(name: str, keys_: Any, args: Any, pipe: Any = None) -> Any:
+        if name == "stock_take":
+            calls.append(len(keys_) - 5)
+        return await sent(name, keys_, args, pipe)
+
+    scripts._call = counted  # type: ignore[method-assign]
+    results = await asyncio.gather(*(_reserve(scripts, customer, [(pid, 1)], f"one-{i}") for i in range(30)),
+                                   return_exceptions=True)
+    made = [r for r in results if isinstance(r, Reserved)]
+    refused = [r for r in results if isinstance(r, OutOfStock)]
+    assert (20, 10, [0]) == (len(made), len(refused), await _stock(client, [pid]))
+    assert 30 == sum(calls) and len(calls) < 30, calls  # every order's take, in fewer calls
+    await scripts.aclose()

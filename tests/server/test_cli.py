@@ -20,7 +20,7 @@ from tests.api import Api
 from tests.conftest import unique
 from tests.resolvers.test_orders import place
 from tests.server.test_webhooks import wait_status
-from tests.stack import Stack, eventually, free_port
+from tests.stack import OUTPUT, Stack, eventually, free_port
 
 
 async def run(stack: Stack, *args: str) -> tuple[int, str]:
@@ -88,13 +88,16 @@ async def buy_and_pay_through_dev(env: dict[str, str], *dev_args: str) -> None:
     """Start `rushcart dev --port P *dev_args`, buy a demo product through its API, pay it with
     `rushcart pay` (no URL given: it finds the port dev serves on) and see it PAID; then stop dev."""
     port = free_port()
-    dev = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "dev", "--port", str(port), *dev_args, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    log = OUTPUT / f"dev{'-'.join(('', *dev_args)).replace('--', '')}.log"
+    with log.open("wb") as out:
+        dev = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", "dev", "--port", str(port), *dev_args, env=env,
+            stdout=out, stderr=asyncio.subprocess.STDOUT,
+        )
     try:
         async def ready() -> bool:
-            assert dev.returncode is None, "rushcart dev exited"
+            assert dev.returncode is None, f"rushcart dev exited; see {log}"
             try:
                 async with httpx.AsyncClient() as client:
                     return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=2)).status_code == 200

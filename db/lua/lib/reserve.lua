@@ -4,6 +4,19 @@
 -- the order's on its bucket's slot, as separate calls (order_begin, stock_take, order_commit,
 -- stock_untake, order_abandon; db.reservation says how they are sequenced and undone).
 
+-- A product's side, given the units left and its sale facts {price, currency, limit, drop} already
+-- read: why `qty` cannot be taken, or nil.
+local function line_refusal_at(stock, info, pid, qty, passes)
+  -- A product outside a drop has no 'drop' field (or ''): this test is all it costs.
+  if info[4] and info[4] ~= '' and not string.find(passes, ',' .. info[4] .. ',', 1, true) then
+    return {'NEEDS_PASS', pid, info[4]}
+  end
+  if stock < qty then
+    return {'OUT_OF_STOCK', pid, stock}
+  end
+  return nil
+end
+
 -- A product's side: why `qty` of `pid` cannot be taken now, or nil and its sale facts
 -- {price, currency, limit, drop}. `passes` is ',id,id,' of the drops whose pass the caller holds.
 local function line_refusal(stock_key, info_key, pid, qty, passes)
@@ -12,15 +25,7 @@ local function line_refusal(stock_key, info_key, pid, qty, passes)
   if not stock or not info[1] then
     return {'MISSING', pid}
   end
-  -- A product outside a drop has no 'drop' field (or ''): this test is all it costs.
-  if info[4] and info[4] ~= '' and not string.find(passes, ',' .. info[4] .. ',', 1, true) then
-    return {'NEEDS_PASS', pid, info[4]}
-  end
-  stock = tonumber(stock)
-  if stock < qty then
-    return {'OUT_OF_STOCK', pid, stock}
-  end
-  return nil, info
+  return line_refusal_at(tonumber(stock), info, pid, qty, passes), info
 end
 
 -- A product's side: take the units (line_refusal said yes). Returns 1 when the new figure was
