@@ -85,6 +85,18 @@ class Confirmer:
         if int(acked) < self.replicas:
             raise NotReplicated()
 
+    async def short_of_replicas(self) -> dict[str, int]:
+        """Primaries with fewer replicas connected than a confirmation needs, with how many they have:
+        every order touching them is told TRY_AGAIN until they have enough."""
+        if isinstance(self._client, RedisCluster):
+            await self._client.initialize()
+            infos = {node.name: await self._client.info("replication", target_nodes=node)
+                     for node in self._client.get_primaries()}
+        else:
+            infos = {"the state Redis": await self._client.info("replication")}
+        connected = {name: int(info.get("connected_slaves", 0)) for name, info in infos.items()}
+        return {name: count for name, count in connected.items() if count < self.replicas}
+
     async def aclose(self) -> None:
         for node in self._nodes.values():
             await node.aclose()

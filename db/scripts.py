@@ -289,7 +289,7 @@ class Scripts:
         # persisted, a cart merged) runs as steps of one slot each, from the same Lua sources.
         self.in_steps = in_steps
         # REDIS_WAIT_REPLICAS: the steps of orders and cancellations count once replicas hold them.
-        self._confirmer = Confirmer(client, wait_replicas) if wait_replicas > 0 else None
+        self.confirmer = Confirmer(client, wait_replicas) if wait_replicas > 0 else None
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in script_names()
         }
@@ -301,19 +301,19 @@ class Scripts:
     async def _call(self, name: str, keys_: Sequence[str], args: Sequence[Any], client: Pipeline | None = None) -> Any:
         """The one place a script is sent (tests/db/test_key_slots.py watches it): on `client`, a
         pipeline, it is only queued."""
-        if client is None and self._confirmer is not None and name in CONFIRMED:
-            return await self._confirmer.run(self._scripts[name], keys_, args)
+        if client is None and self.confirmer is not None and name in CONFIRMED:
+            return await self.confirmer.run(self._scripts[name], keys_, args)
         return await self._scripts[name](keys=list(keys_), args=list(args), client=client)
 
     async def aclose(self) -> None:
         await self.owed_stock.close()
-        if self._confirmer is not None:
-            await self._confirmer.aclose()
+        if self.confirmer is not None:
+            await self.confirmer.aclose()
 
     async def _replayed(self, order_id: str, key: str) -> Replayed:
         """An order an idempotency key made, answered again once replicas hold it (see db.replication)."""
-        if self._confirmer is not None:
-            await self._confirmer.slot(key)
+        if self.confirmer is not None:
+            await self.confirmer.slot(key)
         return Replayed(order_id)
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +25,8 @@ from db.state_redis import StateRedis
 from db.stock import StockCounters
 from jobs.enqueue import JobEnqueuer
 from server.settings import Settings
+
+log = logging.getLogger("rushcart.state")
 
 
 @dataclass
@@ -114,6 +117,11 @@ def open_state(settings: Settings) -> AppState:
 async def warm_state(state: AppState) -> None:
     """Start-up work that would otherwise land on the first requests."""
     await asyncio.to_thread(state.enqueuer.warm)
+    confirmer = state.backends.scripts.confirmer
+    if confirmer is not None:
+        for primary, replicas in (await confirmer.short_of_replicas()).items():
+            log.warning("REDIS_WAIT_REPLICAS=%d but %s has %d replica(s) connected: orders touching it are told "
+                        "TRY_AGAIN until it has enough", confirmer.replicas, primary, replicas)
     state.events.watch(keys.TOKENS_CHANNEL, state.accounts.on_token_event)
     await state.events.start()
     state.drop_ticker = asyncio.create_task(state.drop_line.run_ticker(), name="rushcart-drop-ticker")
