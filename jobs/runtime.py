@@ -36,11 +36,18 @@ class JobConfig:
 
     @classmethod
     def from_env(cls) -> JobConfig:
-        return cls(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"],
-                   redis_buckets=int(os.environ.get("REDIS_BUCKETS") or buckets.DEFAULT_COUNT),
-                   statement_cache=os.environ.get("DATABASE_POOLER", "none") == "none",
-                   marks_writes=os.environ.get("DATABASE_READ_URL", "") not in {"", os.environ["DATABASE_URL"]},
-                   in_steps=os.environ.get("RESERVE_IN_STEPS", "").lower() in {"1", "true", "yes", "on"})
+        """For a job run outside `rushcart worker` (which configures the runtime from its settings)."""
+        env = os.environ
+
+        def on(name: str) -> bool:
+            return env.get(name, "").lower() in {"1", "true", "yes", "on"}
+
+        return cls(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"],
+                   redis_buckets=int(env.get("REDIS_BUCKETS") or buckets.DEFAULT_COUNT),
+                   statement_cache=env.get("DATABASE_POOLER", "none") == "none",
+                   marks_writes=env.get("DATABASE_READ_URL", "") not in {"", env["DATABASE_URL"]},
+                   in_steps=on("RESERVE_IN_STEPS") or on("REDIS_CLUSTER"), redis_cluster=on("REDIS_CLUSTER"),
+                   wait_replicas=int(env.get("REDIS_WAIT_REPLICAS") or 0))
 
     @property
     def cart_ttls(self) -> CartTTLs:
