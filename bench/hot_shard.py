@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from bench.stack import process_cpu
 from db import buckets
 from db.order_records import new_order_id
-from db.scripts import PersistedOrder, ReserveLine, Scripts
+from db.scripts import OrderRequest, PersistedOrder, ReserveLine, Scripts
 from server.embedded import EmbeddedRedis
 
 PRODUCT = 1
@@ -81,11 +81,11 @@ async def measure(server: EmbeddedRedis, orders: int, concurrency: int) -> dict[
         for i in range(0, orders, batch)])
     now_ms = int(time.time() * 1000)
     await timed("order_reserve (one node, one call)", [
-        (lambda i=i: scripts.order_reserve(
+        (lambda i=i: scripts.order_reserve(OrderRequest(
             customer_id=1 + i % CUSTOMERS, order_id=new_order_id(1 + i % CUSTOMERS), idempotency_key=f"k{i}",
             fingerprint="f", lines=[line], now_ms=now_ms, expires_ms=now_ms + 900_000,
             idempotency_ttl_seconds=86400, allowance_ttl_seconds=86400, persist_flag_ms=5000,
-            max_total_cents=2**31 - 1))
+            max_total_cents=2**31 - 1)))
         for i in range(orders)])
     for closing in (scripts, one_by_one):
         await closing.aclose()

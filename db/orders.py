@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,10 +38,12 @@ from db.reservation import reserve_when_free
 from db.scripts import (
     AllowanceMissing,
     CheckoutCart,
+    OrderRequest,
     PassNeeded,
     PassRefused,
     Replayed,
     ReservationUndone,
+    Reserved,
     ReserveLine,
     StockMissing,
 )
@@ -150,25 +152,23 @@ class Orders:
         holders = list(shoppers) or [customer_shopper(customer_id)]
         taken: dict[int, str] = {}
         made = False
-        reserve = self._scripts.order_reserve
+        reserve: Callable[[OrderRequest], Awaitable[Reserved | Replayed]] = self._scripts.order_reserve
         if self._in_steps:
-            reserve = functools.partial(reserve_when_free, scripts=self._scripts)
+            reserve = functools.partial(reserve_when_free, self._scripts)
+        order = OrderRequest(
+            customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
+            fingerprint=fingerprint(lines, checkout=cart is not None),
+            lines=[ReserveLine(pid, qty) for pid, qty in lines], now_ms=now_ms, expires_ms=expires_ms,
+            idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS, allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS,
+            persist_flag_ms=PERSIST_FLAG_MS, max_total_cents=MAX_TOTAL_CENTS, cart=cart,
+        )
         try:
             for attempt in range(8):
                 if attempt and self._in_steps:
                     # A reservation in steps that stopped was undone under its id: the next is a new one.
                     order_id = new_order_id(customer_id)
                 try:
-                    reply = await reserve(
-                        customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key,
-                        fingerprint=fingerprint(lines, checkout=cart is not None),
-                        lines=[ReserveLine(pid, qty) for pid, qty in lines],
-                        now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
-                        allowance_ttl_seconds=ALLOWANCE_TTL_SECONDS, persist_flag_ms=PERSIST_FLAG_MS,
-                        max_total_cents=MAX_TOTAL_CENTS,
-                        cart=cart,
-                        drop_passes=sorted(taken),
-                    )
+                    reply = await reserve(replace(order, order_id=order_id, drop_passes=sorted(taken)))
                 except ReservationUndone:
                     continue
                 except AllowanceMissing:

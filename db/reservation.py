@@ -30,12 +30,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from db import buckets, keys
 from db.errors import OutOfStock, TryAgain
 from db.scripts import (
-    CheckoutCart,
+    OrderRequest,
     PassNeeded,
     Replayed,
     ReservationBusy,
@@ -57,7 +56,7 @@ DEADLINE_SECONDS = 5
 NOTE_TTL_SECONDS = 86400
 
 
-async def reserve_when_free(**reservation: Any) -> Reserved | Replayed:
+async def reserve_when_free(scripts: Scripts, order: OrderRequest) -> Reserved | Replayed:
     """reserve_in_steps, waiting out another request with the same idempotency key still under way
     (as the one-call script would have answered it the order that request makes); TryAgain when it
     has not finished by its deadline."""
@@ -65,7 +64,7 @@ async def reserve_when_free(**reservation: Any) -> Reserved | Replayed:
     pause = 0.005
     while True:
         try:
-            return await reserve_in_steps(**reservation)
+            return await reserve_in_steps(scripts, order)
         except ReservationBusy:
             if time.monotonic() + pause > deadline:
                 raise TryAgain("another request with this idempotency key is still under way; send it again") from None
@@ -73,50 +72,26 @@ async def reserve_when_free(**reservation: Any) -> Reserved | Replayed:
             pause = min(pause * 2, 0.1)
 
 
-async def reserve_in_steps(
-    scripts: Scripts,
-    *,
-    customer_id: int,
-    order_id: str,
-    idempotency_key: str,
-    fingerprint: str,
-    lines: Sequence[ReserveLine],
-    now_ms: int,
-    expires_ms: int,
-    idempotency_ttl_seconds: int,
-    allowance_ttl_seconds: int,
-    persist_flag_ms: int,
-    max_total_cents: int,
-    cart: CheckoutCart | None = None,
-    drop_passes: Sequence[int] = (),
-) -> Reserved | Replayed:
+async def reserve_in_steps(scripts: Scripts, order: OrderRequest) -> Reserved | Replayed:
     """Reserve every line or none, as Scripts.order_reserve does, in steps. Raises what it raises,
     and ReservationUndone when the sweeper undid this reservation first (start again, new order id)."""
-    replayed = await scripts.order_begin(
-        customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key, fingerprint=fingerprint,
-        lines=lines, deadline_ms=int(time.time() * 1000) + DEADLINE_SECONDS * 1000,
-        lock_ttl_seconds=DEADLINE_SECONDS, note_ttl_seconds=NOTE_TTL_SECONDS, cart=cart,
-    )
+    replayed = await scripts.order_begin(order, deadline_ms=int(time.time() * 1000) + DEADLINE_SECONDS * 1000,
+                                         lock_ttl_seconds=DEADLINE_SECONDS, note_ttl_seconds=NOTE_TTL_SECONDS)
     if replayed is not None:
         return replayed
     # Every line may have units taken (or a take on its way) until its take has answered.
-    to_undo = [line.product_id for line in lines]
+    to_undo = [line.product_id for line in order.lines]
     try:
-        taken = await _take_every_line(scripts, order_id, lines, drop_passes, to_undo)
-        return await scripts.order_commit(
-            customer_id=customer_id, order_id=order_id, idempotency_key=idempotency_key, fingerprint=fingerprint,
-            taken=taken, now_ms=now_ms, expires_ms=expires_ms, idempotency_ttl_seconds=idempotency_ttl_seconds,
-            allowance_ttl_seconds=allowance_ttl_seconds, persist_flag_ms=persist_flag_ms,
-            max_total_cents=max_total_cents, cart=cart,
-        )
+        taken = await _take_every_line(scripts, order.order_id, order.lines, order.drop_passes, to_undo)
+        return await scripts.order_commit(order, taken)
     except BaseException:
         # Shielded: a request cancelled mid-way (its client gone) must still give its units back.
         try:
-            await asyncio.shield(_undo_own(scripts, order_id, to_undo,
-                                           keys.idempotency_lock(customer_id, idempotency_key)))
+            await asyncio.shield(_undo_own(scripts, order.order_id, to_undo,
+                                           keys.idempotency_lock(order.customer_id, order.idempotency_key)))
         except Exception:
             # A shard that cannot answer (a failover) leaves the undo to the sweeper, past the deadline.
-            log.warning("reservation %s left for the sweeper to undo", order_id, exc_info=True)
+            log.warning("reservation %s left for the sweeper to undo", order.order_id, exc_info=True)
         raise
 
 

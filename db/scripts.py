@@ -130,6 +130,25 @@ class CheckoutCart:
 
 
 @dataclass(frozen=True)
+class OrderRequest:
+    """One order to reserve, as the one-call script and the steps of a cluster both take it."""
+
+    customer_id: int
+    order_id: str
+    idempotency_key: str
+    fingerprint: str
+    lines: Sequence[ReserveLine]
+    now_ms: int
+    expires_ms: int
+    idempotency_ttl_seconds: int
+    allowance_ttl_seconds: int
+    persist_flag_ms: int
+    max_total_cents: int
+    cart: CheckoutCart | None = None
+    drop_passes: Sequence[int] = ()  # the drops whose pass the caller took for this order
+
+
+@dataclass(frozen=True)
 class Reserved:
     """A new order: every line reserved, the record written, the id queued for persistence."""
 
@@ -228,6 +247,25 @@ def _unexpected(script: str, status: str) -> RuntimeError:
     return RuntimeError(f"{script} answered {status}")
 
 
+def _customer_side(order: OrderRequest, line_count: int) -> tuple[list[str], list[Any]]:
+    """KEYS[1..7] and ARGV[1..14] of the layout order_reserve.lua and order_commit.lua share (the
+    customer's side; lib/reserve.lua's order_record reads it)."""
+    cid, oid, cart = order.customer_id, order.order_id, order.cart
+    bucket = buckets.of_customer(cid)
+    script_keys = [
+        keys.idempotency(cid, order.idempotency_key), keys.allowance(cid), keys.orders_to_persist_of(oid),
+        keys.persist_pending(bucket), keys.order(oid), keys.orders_inflight(cid),
+        keys.carts_dirty(bucket) if cart is None else keys.carts_dirty_of(cart.owner),
+    ]
+    args: list[Any] = [
+        cid, oid, order.now_ms, order.expires_ms, order.fingerprint, order.idempotency_ttl_seconds,
+        order.allowance_ttl_seconds, order.persist_flag_ms, keys.order_channel(oid),
+        "" if cart is None else cart.version, "" if cart is None else cart.owner,
+        0 if cart is None else cart.ttl_seconds, order.max_total_cents, line_count,
+    ]
+    return script_keys, args
+
+
 def _merge_counts(values: list[Any]) -> MergeCounts:
     return MergeCounts(
         guest_lines=int(values[0]),
@@ -321,50 +359,19 @@ class Scripts:
 
     # Orders ----------------------------------------------------------------------------------
 
-    async def order_reserve(
-        self,
-        *,
-        customer_id: int,
-        order_id: str,
-        idempotency_key: str,
-        fingerprint: str,
-        lines: Sequence[ReserveLine],
-        now_ms: int,
-        expires_ms: int,
-        idempotency_ttl_seconds: int,
-        allowance_ttl_seconds: int,
-        persist_flag_ms: int,
-        max_total_cents: int,
-        cart: CheckoutCart | None = None,
-        drop_passes: Sequence[int] = (),
-    ) -> Reserved | Replayed:
-        """Reserve every line or none (db/lua/order_reserve.lua). `drop_passes`: the drops whose
-        pass the caller took for this order; a line of another live drop raises PassNeeded."""
-        bucket = buckets.of_customer(customer_id)
-        script_keys = [
-            keys.idempotency(customer_id, idempotency_key),
-            keys.allowance(customer_id),
-            keys.orders_to_persist_of(order_id),
-            keys.persist_pending(bucket),
-            keys.order(order_id),
-            keys.orders_inflight(customer_id),
-            keys.carts_dirty(bucket) if cart is None else keys.carts_dirty_of(cart.owner),
-        ]
-        args: list[Any] = [
-            customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
-            allowance_ttl_seconds, persist_flag_ms, keys.order_channel(order_id),
-            "" if cart is None else cart.version, "" if cart is None else cart.owner,
-            0 if cart is None else cart.ttl_seconds, max_total_cents, len(lines),
-        ]
-        for line in lines:
+    async def order_reserve(self, order: OrderRequest) -> Reserved | Replayed:
+        """Reserve every line or none (db/lua/order_reserve.lua). A line of a live drop whose pass is
+        not among the order's `drop_passes` raises PassNeeded."""
+        script_keys, args = _customer_side(order, len(order.lines))
+        for line in order.lines:
             pid = line.product_id
             script_keys += [keys.stock(pid), keys.stock_held(pid), keys.product_info(pid), keys.stock_published(pid)]
             args += [pid, line.quantity, keys.stock_channel(pid)]
         args += [STOCK_EVENT_WINDOW_MS, STOCK_PUB_TTL_SECONDS]
-        if drop_passes:
-            args.append("," + ",".join(map(str, drop_passes)) + ",")
-        if cart is not None:
-            script_keys.append(keys.cart(cart.owner))
+        if order.drop_passes:
+            args.append("," + ",".join(map(str, order.drop_passes)) + ",")
+        if order.cart is not None:
+            script_keys.append(keys.cart(order.cart.owner))
         status, values = await self._run("order_reserve", script_keys, args)
         if status == "OK":
             total, currency, enqueue, lines_json, *owed = values
@@ -373,23 +380,23 @@ class Scripts:
             return _reserved(total, currency, enqueue, lines_json)
         if status == "REPLAY":
             return await self._replayed(as_text(values[0]), script_keys[0])
-        _refuse("order_reserve", status, values, max_total_cents)
+        _refuse("order_reserve", status, values, order.max_total_cents)
 
     # A reservation in steps (a cluster; db.reservation): the same checks and writes as order_reserve,
     # a product's on its slot and the order's on its bucket's.
 
-    async def order_begin(self, *, customer_id: int, order_id: str, idempotency_key: str, fingerprint: str,
-                          lines: Sequence[ReserveLine], deadline_ms: int, lock_ttl_seconds: int,
-                          note_ttl_seconds: int, cart: CheckoutCart | None = None) -> Replayed | None:
+    async def order_begin(self, order: OrderRequest, *, deadline_ms: int, lock_ttl_seconds: int,
+                          note_ttl_seconds: int) -> Replayed | None:
         """The first step (db/lua/order_begin.lua): None when the reservation may go on."""
-        script_keys = [keys.idempotency(customer_id, idempotency_key),
-                       keys.idempotency_lock(customer_id, idempotency_key), keys.allowance(customer_id),
-                       keys.reserving(order_id), keys.orders_reserving(buckets.of_customer(customer_id))]
+        cid, cart = order.customer_id, order.cart
+        script_keys = [keys.idempotency(cid, order.idempotency_key), keys.idempotency_lock(cid, order.idempotency_key),
+                       keys.allowance(cid), keys.reserving(order.order_id),
+                       keys.orders_reserving(buckets.of_customer(cid))]
         if cart is not None:
             script_keys.append(keys.cart(cart.owner))
         status, values = await self._run("order_begin", script_keys, [
-            customer_id, order_id, fingerprint, deadline_ms,
-            json.dumps([[line.product_id, line.quantity] for line in lines]),
+            cid, order.order_id, order.fingerprint, deadline_ms,
+            json.dumps([[line.product_id, line.quantity] for line in order.lines]),
             "" if cart is None else cart.version, lock_ttl_seconds, note_ttl_seconds,
         ])
         if status == "OK":
@@ -455,28 +462,14 @@ class Scripts:
             self.owed_stock.owe([pid])
         return int(values[0])
 
-    async def order_commit(self, *, customer_id: int, order_id: str, idempotency_key: str, fingerprint: str,
-                           taken: Sequence[TakenLine], now_ms: int, expires_ms: int, idempotency_ttl_seconds: int,
-                           allowance_ttl_seconds: int, persist_flag_ms: int, max_total_cents: int,
-                           cart: CheckoutCart | None = None) -> Reserved:
+    async def order_commit(self, order: OrderRequest, taken: Sequence[TakenLine]) -> Reserved:
         """The last step (db/lua/order_commit.lua): the order recorded as order_reserve records it."""
-        bucket = buckets.of_customer(customer_id)
-        script_keys = [
-            keys.idempotency(customer_id, idempotency_key), keys.allowance(customer_id),
-            keys.orders_to_persist_of(order_id), keys.persist_pending(bucket), keys.order(order_id),
-            keys.orders_inflight(customer_id),
-            keys.carts_dirty(bucket) if cart is None else keys.carts_dirty_of(cart.owner),
-            keys.reserving(order_id), keys.orders_reserving(bucket),
-            keys.idempotency_lock(customer_id, idempotency_key),
-        ]
-        if cart is not None:
-            script_keys.append(keys.cart(cart.owner))
-        args: list[Any] = [
-            customer_id, order_id, now_ms, expires_ms, fingerprint, idempotency_ttl_seconds,
-            allowance_ttl_seconds, persist_flag_ms, keys.order_channel(order_id),
-            "" if cart is None else cart.version, "" if cart is None else cart.owner,
-            0 if cart is None else cart.ttl_seconds, max_total_cents, len(taken),
-        ]
+        cid = order.customer_id
+        script_keys, args = _customer_side(order, len(taken))
+        script_keys += [keys.reserving(order.order_id), keys.orders_reserving(buckets.of_customer(cid)),
+                        keys.idempotency_lock(cid, order.idempotency_key)]
+        if order.cart is not None:
+            script_keys.append(keys.cart(order.cart.owner))
         for line in taken:
             args += [line.product_id, line.quantity, line.price_cents, line.currency, line.limit]
         status, values = await self._run("order_commit", script_keys, args)
@@ -484,7 +477,7 @@ class Scripts:
             return _reserved(*values)
         if status == "UNDONE":
             raise ReservationUndone()
-        _refuse("order_commit", status, values, max_total_cents)
+        _refuse("order_commit", status, values, order.max_total_cents)
 
     async def order_abandon(self, *, order_id: str, lock: str) -> None:
         """Close a reservation whose lines are undone (db/lua/order_abandon.lua); `lock` names its

@@ -46,19 +46,14 @@ for i = 1, n do
     return refusal
   end
 end
-local lines, total, currency = o.lines, o.total, o.currency
-if total > tonumber(ARGV[13]) then
-  return {'TOO_LARGE', total}
+local refusal = total_refusal(o)
+if refusal then
+  return refusal
 end
+local lines, total, currency = o.lines, o.total, o.currency
 local t = redis.call('TIME')
 local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local enqueue = order_record(
-  {allow = KEYS[2], topersist = KEYS[3], pending = KEYS[4], order = KEYS[5], inflight = KEYS[6], dirty = KEYS[7],
-   idem = KEYS[1], cart = checkout and KEYS[11] or nil},
-  {customer_id = ARGV[1], order_id = ARGV[2], now_ms = ARGV[3], expires_ms = ARGV[4], fingerprint = ARGV[5],
-   idem_ttl = ARGV[6], allowance_ttl = ARGV[7], pending_ttl = ARGV[8], channel = ARGV[9], cart_owner = ARGV[11],
-   cart_ttl = ARGV[12]},
-  lines, total, currency, at)
+local enqueue = order_record(checkout and KEYS[11] or nil, lines, total, currency, at)
 redis.call('DEL', KEYS[8], KEYS[10])
 redis.call('ZREM', KEYS[9], ARGV[2])
 return {'OK', total, currency, enqueue, cjson.encode(lines)}

@@ -38,7 +38,7 @@ from db.order_records import new_order_id
 from db.order_transitions import OrderRef
 from db.orders import Orders
 from db.reservation import undo_stale
-from db.scripts import CheckoutCart, ReserveLine, Scripts, script_names
+from db.scripts import CheckoutCart, OrderRequest, ReserveLine, Scripts, script_names
 from db.stock import reconcile
 from server.webhooks import receive, sign
 from tests.conftest import unique
@@ -144,9 +144,12 @@ async def representative_flow(state: Any, make_product: Any, redis: Any, stepped
     carts = CartStore(stepped_backends, CartTTLs(86400, 86400))
     await carts.change(guest, "add", pb, 1)
     await carts.merge(guest, mine, "MERGE")  # cart_merge_in, cart_empty
+    now_ms = int(time.time() * 1000)
     await state.backends.scripts.order_begin(
-        customer_id=cid, order_id=new_order_id(cid), idempotency_key=unique("k"), fingerprint="f",
-        lines=[ReserveLine(pa, 1)], deadline_ms=0, lock_ttl_seconds=5, note_ttl_seconds=60)
+        OrderRequest(customer_id=cid, order_id=new_order_id(cid), idempotency_key=unique("k"), fingerprint="f",
+                     lines=[ReserveLine(pa, 1)], now_ms=now_ms, expires_ms=now_ms, idempotency_ttl_seconds=60,
+                     allowance_ttl_seconds=60, persist_flag_ms=5000, max_total_cents=1),
+        deadline_ms=0, lock_ttl_seconds=5, note_ttl_seconds=60)
     await undo_stale(redis, state.backends.scripts)  # orders_stale
 
 

@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from db import buckets, keys
 from db.errors import OutOfStock, PurchaseLimitExceeded
 from db.order_records import fingerprint, new_order_id
 from db.reservation import reserve_in_steps, undo_stale
-from db.scripts import Replayed, ReservationBusy, ReservationUndone, Reserved, ReserveLine, Scripts
+from db.scripts import OrderRequest, Replayed, ReservationBusy, ReservationUndone, Reserved, ReserveLine, Scripts
 from db.values import as_text
 from tests.stack import eventually
 
@@ -62,13 +63,15 @@ async def _setup(client: RedisCluster, products: int, stock: int, limit: str = "
 
 async def _reserve(scripts: Scripts, customer: int, lines: list[tuple[int, int]], key: str,
                    order_id: str | None = None) -> Reserved | Replayed:
+    return await reserve_in_steps(scripts, _order(customer, lines, key, order_id or new_order_id(customer)))
+
+
+def _order(customer: int, lines: list[tuple[int, int]], key: str, order_id: str) -> OrderRequest:
     now_ms = int(time.time() * 1000)
-    return await reserve_in_steps(
-        scripts, customer_id=customer, order_id=order_id or new_order_id(customer), idempotency_key=key,
-        fingerprint=fingerprint(lines, checkout=False), lines=[ReserveLine(p, q) for p, q in lines],
-        now_ms=now_ms, expires_ms=now_ms + 900_000, idempotency_ttl_seconds=3600, allowance_ttl_seconds=3600,
-        persist_flag_ms=5000, max_total_cents=2**31 - 1,
-    )
+    return OrderRequest(
+        customer_id=customer, order_id=order_id, idempotency_key=key, fingerprint=fingerprint(lines, checkout=False),
+        lines=[ReserveLine(p, q) for p, q in lines], now_ms=now_ms, expires_ms=now_ms + 900_000,
+        idempotency_ttl_seconds=3600, allowance_ttl_seconds=3600, persist_flag_ms=5000, max_total_cents=2**31 - 1)
 
 
 async def _stock(client: RedisCluster, pids: list[int]) -> list[int]:
@@ -142,24 +145,20 @@ async def test_a_process_dying_between_steps_holds_nothing_past_the_sweep(client
     customer, pids = await _setup(client, 2, stock=4)
     order_id = new_order_id(customer)
     lines = [ReserveLine(pids[0], 3), ReserveLine(pids[1], 1)]
-    await scripts.order_begin(customer_id=customer, order_id=order_id, idempotency_key="dies",
-                              fingerprint=fingerprint([(pids[0], 3), (pids[1], 1)], checkout=False), lines=lines,
-                              deadline_ms=int(time.time() * 1000) - 1, lock_ttl_seconds=5, note_ttl_seconds=60)
+    dying = _order(customer, [(pids[0], 3), (pids[1], 1)], "dies", order_id)
+    await scripts.order_begin(dying, deadline_ms=int(time.time() * 1000) - 1, lock_ttl_seconds=5, note_ttl_seconds=60)
     taken = await scripts.stock_take(order_id=order_id, line=lines[0], drop_passes=(), mark_ttl_seconds=60)
     assert [1, 4] == await _stock(client, pids)
     with pytest.raises(ReservationBusy):  # the same key while the first request is (apparently) under way
-        await scripts.order_begin(customer_id=customer, order_id=new_order_id(customer), idempotency_key="dies",
-                                  fingerprint=fingerprint([(pids[0], 3), (pids[1], 1)], checkout=False),
-                                  lines=lines, deadline_ms=0, lock_ttl_seconds=5, note_ttl_seconds=60)
+        await scripts.order_begin(replace(dying, order_id=new_order_id(customer)), deadline_ms=0,
+                                  lock_ttl_seconds=5, note_ttl_seconds=60)
 
     assert 1 == await undo_stale(client, scripts)  # type: ignore[arg-type]
     assert ([4, 4], 0) == (await _stock(client, pids), await undo_stale(client, scripts))  # type: ignore[arg-type]
     with pytest.raises(ReservationUndone):
         await scripts.stock_take(order_id=order_id, line=lines[1], drop_passes=(), mark_ttl_seconds=60)
     with pytest.raises(ReservationUndone):
-        await scripts.order_commit(customer_id=customer, order_id=order_id, idempotency_key="dies",
-                                   fingerprint="", taken=[taken], now_ms=0, expires_ms=0, idempotency_ttl_seconds=60,
-                                   allowance_ttl_seconds=60, persist_flag_ms=5000, max_total_cents=2**31 - 1)
+        await scripts.order_commit(dying, [taken])
     assert [4, 4] == await _stock(client, pids)
     assert isinstance(await _reserve(scripts, customer, [(pids[0], 3), (pids[1], 1)], "dies"), Reserved)
     assert [1, 3] == await _stock(client, pids)

@@ -64,33 +64,45 @@ local function count_line(o, allow_key, pid, qty, price, currency, limit)
   return nil
 end
 
+-- The customer's side, once every line is counted (count_line): the order's total against the
+-- largest one an order may have (ARGV[13]); a refusal, or nil.
+local function total_refusal(o)
+  if o.total > tonumber(ARGV[13]) then
+    return {'TOO_LARGE', o.total}
+  end
+  return nil
+end
+
 -- The customer's side, once every line is taken: count the lines ({pid, qty, price}) against the
 -- allowance, record the order, queue it for persistence, remember the idempotency key, empty a
--- checked-out cart, and announce PENDING. Returns 1 when the caller must enqueue a persistence job.
--- k: allow, topersist, pending, order, inflight, dirty, idem, cart (nil unless checkout)
--- a: customer id, order id, now (ms), expires (ms), fingerprint, idempotency TTL (s), allowance
---    TTL (s), pending flag TTL (ms), status channel, cart version ('' = not checkout), cart owner,
---    cart TTL (s)
-local function order_record(k, a, lines, total, currency, at)
+-- checked-out cart (`cart`, its key; nil unless checkout), and announce PENDING. Returns 1 when the
+-- caller must enqueue a persistence job. Reads the layout order_reserve.lua and order_commit.lua
+-- share: KEYS[1] idem   KEYS[2] allow   KEYS[3] orders:topersist   KEYS[4] persist:pending
+-- KEYS[5] order   KEYS[6] orders:inflight   KEYS[7] carts:dirty; ARGV[1] customer id   ARGV[2] order
+-- id   ARGV[3] now (ms)   ARGV[4] expires (ms)   ARGV[5] fingerprint   ARGV[6] idempotency TTL (s)
+-- ARGV[7] allowance TTL (s)   ARGV[8] pending flag TTL (ms)   ARGV[9] status channel   ARGV[11] cart
+-- owner   ARGV[12] cart TTL (s).
+local function order_record(cart, lines, total, currency, at)
+  local order_id, now_ms = ARGV[2], ARGV[3]
   for _, line in ipairs(lines) do
-    redis.call('HINCRBY', k.allow, line[1], line[2])
+    redis.call('HINCRBY', KEYS[2], line[1], line[2])
   end
-  redis.call('HSET', k.order,
-    'id', a.order_id, 'customer_id', a.customer_id, 'status', 'PENDING', 'lines', cjson.encode(lines),
-    'total_cents', total, 'currency', currency, 'created_ms', a.now_ms, 'expires_ms', a.expires_ms,
-    'fingerprint', a.fingerprint, 'idem_key', k.idem, 'persisted', '0')
-  redis.call('EXPIRE', k.allow, a.allowance_ttl)
-  redis.call('ZADD', k.topersist, a.now_ms, a.order_id)
-  redis.call('SADD', k.inflight, a.order_id)
-  redis.call('SET', k.idem, a.order_id .. '|' .. a.fingerprint, 'EX', a.idem_ttl)
-  if k.cart then
+  redis.call('HSET', KEYS[5],
+    'id', order_id, 'customer_id', ARGV[1], 'status', 'PENDING', 'lines', cjson.encode(lines),
+    'total_cents', total, 'currency', currency, 'created_ms', now_ms, 'expires_ms', ARGV[4],
+    'fingerprint', ARGV[5], 'idem_key', KEYS[1], 'persisted', '0')
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+  redis.call('ZADD', KEYS[3], now_ms, order_id)
+  redis.call('SADD', KEYS[6], order_id)
+  redis.call('SET', KEYS[1], order_id .. '|' .. ARGV[5], 'EX', ARGV[6])
+  if cart then
     -- Checkout empties the cart in the same step, so a cart is never both ordered and kept.
-    cart_clear_lines(k.cart)
-    cart_touch(k.cart, k.dirty, a.now_ms, a.cart_ttl, a.cart_owner)
+    cart_clear_lines(cart)
+    cart_touch(cart, KEYS[7], now_ms, ARGV[12], ARGV[11])
   end
-  redis.call('SPUBLISH', a.channel, cjson.encode({orderId = a.order_id, status = 'PENDING', at = at}))
+  redis.call('SPUBLISH', ARGV[9], cjson.encode({orderId = order_id, status = 'PENDING', at = at}))
   -- The flag expires by itself, so a job whose enqueue was lost only delays the next one briefly.
-  if redis.call('SET', k.pending, a.now_ms, 'NX', 'PX', a.pending_ttl) then
+  if redis.call('SET', KEYS[4], now_ms, 'NX', 'PX', ARGV[8]) then
     return 1
   end
   return 0
