@@ -70,9 +70,11 @@ describe_enum(
             "`productId` names the line. Nothing was reserved."
         ),
         "TRY_AGAIN": (
-            "The request could not be completed now and nothing was done: another request with the same "
-            "`idempotencyKey` is still under way, or (on a cluster) a step of the reservation did not finish in "
-            "time and was undone. Send it again with the same `idempotencyKey`: it then answers the one order."
+            "The request could not be completed now; send it again, an order with the same `idempotencyKey` (it "
+            "then answers the one order, if one was made). Another request with the same key is still under way; "
+            "or (on a cluster) a step of the reservation did not finish in time and was undone; or a replica could "
+            "not confirm the change in time (REDIS_WAIT_REPLICAS); or the store cannot be reached (a restart or "
+            "a failover), which any mutation may meet."
         ),
     },
 )

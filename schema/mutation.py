@@ -249,8 +249,8 @@ class Mutation:
             "units already reserved (final, not a hold to confirm): every line or none, each within the product's "
             "`maxPerCustomer`. A successful checkout empties the cart. A product of a live drop needs the caller's "
             "pass (see `joinDrop`). Errors: NOT_AUTHENTICATED, INVALID_INPUT, EMPTY_CART, PRODUCT_NOT_FOUND, "
-            "OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED, NOT_YOUR_TURN, and TRY_AGAIN where "
-            "orders are reserved in steps (a cluster)."
+            "OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED, NOT_YOUR_TURN, TRY_AGAIN (send it "
+            "again with the same key)."
         )
     )
     async def checkout(self, info: Ctx, idempotency_key: IdempotencyKey) -> CheckoutPayload:
@@ -265,7 +265,7 @@ class Mutation:
             "units already reserved (final, not a hold to confirm): every line or none, each within the product's "
             "`maxPerCustomer`. A product of a live drop needs the caller's pass (see `joinDrop`). Errors: "
             "NOT_AUTHENTICATED, INVALID_INPUT, PRODUCT_NOT_FOUND, OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, "
-            "IDEMPOTENCY_KEY_REUSED, NOT_YOUR_TURN, and TRY_AGAIN where orders are reserved in steps (a cluster)."
+            "IDEMPOTENCY_KEY_REUSED, NOT_YOUR_TURN, TRY_AGAIN (send it again with the same key)."
         )
     )
     async def place_order(
