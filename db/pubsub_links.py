@@ -41,6 +41,15 @@ OnMessage = Callable[[dict[str, Any]], None]
 OnLost = Callable[[list[str]], None]
 
 
+def _raise_if_cancelling() -> None:
+    """Inside an `except` for a lost connection: a client may turn this task's cancellation into an
+    error of its own, and a reader that swallowed it would keep going, and whatever waits for it to
+    stop (a shutdown) with it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 class _Link:
     """One pub/sub connection and the task reading it."""
 
@@ -140,6 +149,7 @@ class PubSubLinks:
                 # A ResponseError here is a subscription refused (MOVED: the slot is elsewhere now).
                 if self._closing:
                     return
+                _raise_if_cancelling()
                 log.warning("event hub lost Redis%s; reconnecting in %.1fs", f" node {link.name}" if link.name else "",
                             backoff)
                 await asyncio.sleep(backoff)
@@ -178,6 +188,7 @@ class PubSubLinks:
                             await self._subscribe(channel, sharded=self._where[channel][1])
                 break
             except (redis.exceptions.RedisError, OSError):
+                _raise_if_cancelling()
                 log.warning("event hub cannot reach the cluster; retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
